@@ -1,0 +1,118 @@
+"""Command line: ``satbench run | plot | list``.
+
+Every bad input ends in one line on stderr and exit code 2, before any
+result is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from satbench import spec
+
+
+def _fail(err: Exception) -> None:
+    click.echo(f"satbench: error: {err}", err=True)
+    sys.exit(2)
+
+
+def _default_out(exp: spec.Experiment, profile: str | None) -> Path:
+    return Path("results") / exp.name / (profile or "base")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Measure vanishing, exploding and saturating gradients over vmapped sweeps."""
+
+
+@main.command()
+@click.argument("experiment")
+@click.option("--profile", default=None, help="profile of the experiment file (default: quick if defined)")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="results folder (default: results/<name>/<profile>)")
+@click.option("--max-chunk", type=click.IntRange(min=1), default=None, help="most configs per program call")
+@click.option("--fresh", is_flag=True, help="discard results already in --out instead of resuming")
+@click.option("--no-plot", is_flag=True, help="skip the figures")
+@click.option("--no-bucketing", is_flag=True, help="one program per depth (no pad-and-mask)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def run(experiment, profile, out, max_chunk, fresh, no_plot, no_bucketing, quiet):
+    """Run EXPERIMENT (a .toml path or a name from experiments/), resuming unfinished work."""
+    try:
+        exp = spec.load(experiment)
+        profile = profile or spec.default_profile(exp)
+        exp.resolve(profile)
+        out = out or _default_out(exp, profile)
+        from satbench import engine  # imported late: validation needs no JAX
+
+        summary = engine.run_experiment(exp, profile, out, max_chunk=max_chunk, fresh=fresh,
+                                        progress=not quiet, bucketing=not no_bucketing)
+    except spec.SpecError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: finished chunks are kept in {out}; rerun the same command to resume",
+                   err=True)
+        sys.exit(130)
+    click.echo(
+        f"{exp.name} [{profile}]: {summary.n_configs} configs ({summary.n_skipped} already done) "
+        f"in {summary.n_groups} programs; compile {summary.compile_s:.1f}s, run {summary.run_s:.1f}s -> {out}"
+    )
+    if not no_plot:
+        _plot(exp, out)
+
+
+def _plot(exp, results_dir: Path) -> None:
+    from satbench import plots
+
+    for path in plots.make_figures(exp, results_dir):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("experiment")
+@click.option("--profile", default=None, help="profile whose default results folder to read")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="results folder")
+def plot(experiment, profile, results):
+    """Draw EXPERIMENT's figures from its results folder."""
+    try:
+        exp = spec.load(experiment)
+        profile = profile or spec.default_profile(exp)
+        results = results or _default_out(exp, profile)
+        if not results.is_dir():
+            raise spec.SpecError(f"--results {results}: no such folder; run `satbench run {experiment}` first")
+        _plot(exp, results)
+    except (spec.SpecError, FileNotFoundError) as err:
+        _fail(err)
+
+
+@main.command(name="list")
+def list_():
+    """Activations, inits, optimizers, datasets, experiments and figures."""
+    from satbench import activations, data, inits, plots, train
+
+    def section(title, rows):
+        click.echo(f"{title}:")
+        for row in rows:
+            click.echo(f"  {row}")
+
+    section("activations", [
+        f"{n:<12} {'saturating ' if activations.get_entry(n).saturating else ''}"
+        f"max|φ'|={activations.max_abs_derivative(n):.4g}  {activations.get_entry(n).doc}"
+        for n in activations.known_activations()
+    ])
+    section("inits", [f"{n:<15} {(inits.INITS[n].__doc__ or '').splitlines()[0]}" for n in inits.known_inits()])
+    section("optimizers", list(train.OPTIMIZERS))
+    section("datasets", data.known_datasets())
+    exps = []
+    for name in spec.known_experiments():
+        exp = spec.load(name)
+        exps.append(f"{name:<15} {exp.description}  [profiles: {', '.join(exp.profiles) or '-'}]")
+    section("experiments", exps)
+    section("figures", plots.known_figures())
+    section("fields", [f"{k:<14} default {f.default!r:<10} {f.doc}" for k, f in spec.FIELDS.items()])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Run a planned sweep: compile each group once, run its chunks, store each chunk.
+
+The config axis of a chunk is sharded over all local devices (no
+collectives: lanes are independent); the padding lanes that make chunks
+even are dropped before anything is stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from satbench import data, plan, probes, spec, store, train
+
+DEFAULT_MAX_CHUNK = {"cpu": 16}  # other platforms: memory bound, see plan
+FALLBACK_MAX_CHUNK = 1024
+
+
+class OutputError(spec.SpecError):
+    """The output folder cannot be used as asked (one line, exit code 2)."""
+
+
+@dataclasses.dataclass
+class SweepSummary:
+    out: Path
+    n_configs: int
+    n_skipped: int
+    n_groups: int
+    compile_s: float
+    run_s: float
+
+
+def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, sharding=None):
+    """``jit(vmap(run))`` for one program, lowered and compiled for ``chunk`` lanes."""
+    fn = jax.jit(jax.vmap(functools.partial(train.run, program), in_axes=(0, None)))
+    example = lanes_for([], program, chunk, sharding)
+    return fn.lower(example, dataset).compile()
+
+
+def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) -> train.Lane:
+    """The batched fields of ``configs`` as a Lane of ``chunk`` lanes (padded by repetition)."""
+    rows = [c.values for c in configs] or [dict(_PAD_VALUES, depth=program.arch.depth)]
+    rows = rows + [rows[-1]] * (chunk - len(rows))
+    target = [np.nan if r["target_loss"] is None else r["target_loss"] for r in rows]
+    lane = train.Lane(
+        seed=np.array([r["seed"] for r in rows], np.uint32),
+        sigma_w2=np.array([r["sigma_w2"] for r in rows], np.float32),
+        sigma_b2=np.array([r["sigma_b2"] for r in rows], np.float32),
+        learning_rate=np.array([r["learning_rate"] for r in rows], np.float32),
+        target_loss=np.array(target, np.float32),
+        depth=np.array([r["depth"] for r in rows], np.int32),
+    )
+    if sharding is None:
+        return jax.tree.map(jnp.asarray, lane)
+    return jax.device_put(lane, sharding)
+
+
+_PAD_VALUES = {"seed": 0, "sigma_w2": 1.0, "sigma_b2": 0.0, "learning_rate": 0.01, "target_loss": None}
+
+
+def record_tables(program: train.Program, configs: list, record: train.Record, experiment: str,
+                  chunk_seconds: float) -> dict[str, pd.DataFrame]:
+    """Long-form runs/layers/curves rows of one chunk (padding lanes dropped)."""
+    n = len(configs)
+    rec = jax.tree.map(lambda a: np.asarray(a)[:n], record)
+    ids = [c.config_id for c in configs]
+    depths = np.array([c["depth"] for c in configs])
+    probe_steps = program.probe_steps()
+    log_steps = program.log_steps()
+
+    # layers: (n, probes, depth) -> rows, dropping masked layers beyond a config's depth
+    n_probes, dmax = len(probe_steps), program.arch.depth
+    cfg_idx, probe_idx, layer_idx = np.meshgrid(np.arange(n), np.arange(n_probes), np.arange(dmax), indexing="ij")
+    keep = (layer_idx < depths[:, None, None]).ravel()
+    layers = pd.DataFrame({
+        "config_id": np.asarray(ids)[cfg_idx.ravel()][keep],
+        "step": probe_steps[probe_idx.ravel()][keep],
+        "layer": (layer_idx.ravel() + 1)[keep],
+        **{k: rec.layers[k].reshape(-1)[keep].astype(np.float64) for k in probes.LAYER_FIELDS},
+    })
+
+    curves = pd.DataFrame({
+        "config_id": np.repeat(ids, len(log_steps)),
+        "step": np.tile(log_steps, n),
+        "train_loss": rec.train_loss.reshape(-1).astype(np.float64),
+        "train_accuracy": rec.train_accuracy.reshape(-1).astype(np.float64),
+        "test_accuracy": rec.test_accuracy.reshape(-1).astype(np.float64),
+    })
+
+    rows = []
+    for i, cfg in enumerate(configs):
+        d = cfg["depth"]
+        rows.append({
+            "config_id": ids[i],
+            "experiment": experiment,
+            **{k: cfg[k] for k in spec.FIELDS},
+            "final_loss": float(rec.train_loss[i, -1]),
+            "final_train_accuracy": float(rec.train_accuracy[i, -1]),
+            "final_test_accuracy": float(rec.test_accuracy[i, -1]),
+            "diverged": bool(rec.diverged[i]),
+            "diverged_step": int(rec.diverged_step[i]) if rec.diverged[i] else pd.NA,
+            "last_finite_loss": float(rec.last_finite_loss[i]),
+            "steps_to_target": int(rec.steps_to_target[i]) if rec.steps_to_target[i] >= 0 else pd.NA,
+            "grad_decay": probes.decay_rate(rec.layers["grad_norm"][i, 0, :d]),
+            "time_per_step_s": chunk_seconds / max(cfg["steps"], 1),
+            "chunk_lanes": n,
+            "program_depth": dmax,
+            "layers_mode": program.arch.layers,
+        })
+    runs = pd.DataFrame(rows)
+    for col in ("diverged_step", "steps_to_target"):
+        runs[col] = runs[col].astype("Int64")
+    runs["target_loss"] = runs["target_loss"].astype("float64")
+    return {"layers": layers, "curves": curves, "runs": runs}
+
+
+def _part_id(configs: list) -> str:
+    return hashlib.sha1(",".join(sorted(c.config_id for c in configs)).encode()).hexdigest()[:16]
+
+
+def _versions() -> dict:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("satbench", "jax", "jaxlib", "flax", "optax", "numpy", "pandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: bool) -> None:
+    """Check the output folder before any work; refuse a changed spec over old results."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe_file = out / ".satbench-write-test"
+        probe_file.write_text("")
+        probe_file.unlink()
+    except OSError as err:
+        raise OutputError(f"--out {out}: not writable ({err.strerror})") from None
+    manifest = store.read_manifest(out)
+    has_results = bool(store.part_dirs(out)) or (out / "runs.parquet").exists()
+    if fresh:
+        store.clear(out)
+    elif has_results and manifest is not None:
+        if manifest.get("spec_hash") != exp.spec_hash(profile) or manifest.get("experiment") != exp.name:
+            raise OutputError(
+                f"--out {out}: holds results of a different spec "
+                f"({manifest.get('experiment')}, profile {manifest.get('profile')}); "
+                "use --fresh to replace them or choose another --out"
+            )
+
+
+def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_chunk: int | None = None,
+                   fresh: bool = False, progress: bool = True, bucketing: bool = True) -> SweepSummary:
+    """Run every unfinished config of ``exp`` under ``profile`` into ``out``."""
+    out = Path(out)
+    configs = exp.configs(profile)
+    prepare_output(out, exp, profile, fresh)
+    done = store.finished_ids(out)
+    todo = [c for c in configs if c.config_id not in done]
+
+    devices = jax.devices()
+    n_dev = len(devices)
+    platform_name = devices[0].platform
+    if max_chunk is None:
+        max_chunk = DEFAULT_MAX_CHUNK.get(platform_name, FALLBACK_MAX_CHUNK)
+    groups = plan.make_plan(todo, max_chunk=max_chunk, n_devices=n_dev, bucketing=bucketing)
+    sharding = replicated = None
+    if n_dev > 1:
+        mesh = Mesh(np.array(devices), ("config",))
+        sharding = NamedSharding(mesh, PartitionSpec("config"))
+        replicated = NamedSharding(mesh, PartitionSpec())
+
+    manifest = {
+        "experiment": exp.name,
+        "source": exp.source,
+        "profile": profile,
+        "spec_hash": exp.spec_hash(profile),
+        "spec": {"fixed": exp.resolve(profile)[0], "grid": exp.resolve(profile)[1]},
+        "n_configs": len(configs),
+        "versions": _versions(),
+        "devices": [str(d) for d in devices],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "status": "running",
+        "groups": [],
+    }
+    old = store.read_manifest(out)
+    if old and not fresh and old.get("spec_hash") == manifest["spec_hash"]:
+        manifest["groups"] = old.get("groups", [])
+    store.atomic_write_json(manifest, out / store.MANIFEST)
+
+    total_compile = total_run = 0.0
+    bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
+    try:
+        for gi, group in enumerate(groups):
+            prog = group.program
+            label = f"{prog.arch.activation}/{prog.arch.init} d={prog.arch.depth} w={prog.arch.width}"
+            bar.set_description(f"[{gi + 1}/{len(groups)}] compile {label}")
+            dataset = train.data_arrays(data.load(prog.dataset))
+            if replicated is not None:
+                dataset = jax.device_put(dataset, replicated)
+            t0 = time.perf_counter()
+            compiled = compiled_sweep(prog, group.chunk_size, dataset, sharding)
+            compile_s = time.perf_counter() - t0
+            bar.set_description(f"[{gi + 1}/{len(groups)}] run {label}")
+            run_s = 0.0
+            chunks = group.chunks()
+            for chunk in chunks:
+                lanes = lanes_for(chunk, prog, group.chunk_size, sharding)
+                t1 = time.perf_counter()
+                record = jax.device_get(compiled(lanes, dataset))
+                seconds = time.perf_counter() - t1
+                run_s += seconds
+                tables = record_tables(prog, chunk, record, exp.name, seconds)
+                store.write_part(out, _part_id(chunk), tables)
+                bar.update(len(chunk))
+                bar.set_postfix(configs_per_s=f"{len(chunk) / max(seconds, 1e-9):.1f}")
+            total_compile += compile_s
+            total_run += run_s
+            manifest["groups"].append({
+                "program": label, "layers": prog.arch.layers, "masked": prog.masked,
+                "depths": sorted({c["depth"] for c in group.configs}),
+                "n_configs": len(group.configs), "chunk_size": group.chunk_size, "chunks": len(chunks),
+                "compile_s": round(compile_s, 3), "run_s": round(run_s, 3),
+            })
+            store.atomic_write_json(manifest, out / store.MANIFEST)
+    finally:
+        bar.close()
+
+    store.consolidate(out)
+    manifest.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    compile_s=round(total_compile, 3), run_s=round(total_run, 3))
+    store.atomic_write_json(manifest, out / store.MANIFEST)
+    return SweepSummary(out, len(configs), len(configs) - len(todo), len(groups), total_compile, total_run)

@@ -1,0 +1,153 @@
+"""From configs to compile groups and chunks, with one cost model.
+
+Configs that differ only in batched fields (seed, σ_w², σ_b², learning rate,
+target) share a compiled program and run as vmap lanes. Depth changes the
+parameter shapes, so each group's depths are partitioned into buckets: one
+program per bucket, padded to the bucket's deepest config with the extra
+layers masked to the identity. The partition minimising estimated
+compile + run seconds is found exactly by dynamic programming over the
+sorted depths; with the default constants a training sweep keeps depths
+apart (padding wastes FLOPs) and an init-only sweep merges them (compiles
+dominate). All constants live in ``CostModel``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+
+from satbench import data, models, spec, train
+
+#: fields that never change the compiled program
+BATCHED = tuple(k for k, f in spec.FIELDS.items() if f.batched)
+#: fields that do, apart from depth (bucketed) and layers (decided here)
+STATIC = tuple(k for k, f in spec.FIELDS.items() if not f.batched and k not in ("depth", "layers"))
+
+
+@dataclasses.dataclass(frozen=True)
+class CostModel:
+    """Seconds to compile and run a program, from constants measured on a 2-core CPU.
+
+    ``benchmarks/`` re-measures them; see DESIGN.md "Depth".
+    """
+
+    compile_base_s: float = 1.5
+    compile_unroll_s_per_layer: float = 0.25
+    compile_scan_s: float = 1.0
+    scan_slowdown: float = 1.35  # scanned layers run slower than unrolled ones on CPU
+    flops_per_s: float = 1.5e11
+
+    def layer_mode(self, depth: int, flops: float) -> str:
+        unroll = self.compile_unroll_s_per_layer * depth + flops / self.flops_per_s
+        scan = self.compile_scan_s + self.scan_slowdown * flops / self.flops_per_s
+        return "unroll" if unroll <= scan else "scan"
+
+    def seconds(self, depth: int, flops: float, layers: str) -> float:
+        run = flops / self.flops_per_s
+        if layers == "unroll":
+            return self.compile_base_s + self.compile_unroll_s_per_layer * depth + run
+        return self.compile_base_s + self.compile_scan_s + self.scan_slowdown * run
+
+
+def flops_per_config(values: dict, depth: int, n_in: int, n_out: int) -> float:
+    """Forward + backward FLOPs of one run (training, evaluation and probes)."""
+    w = values["width"]
+    weights = n_in * w + (depth - 1) * w * w + w * n_out
+    steps = values["steps"]
+    n_logs = steps // values["log_every"] + 1
+    n_probes = (steps // (values["probe_every"] or max(steps, 1))) + 2
+    train_flops = 6.0 * steps * values["batch_size"] * weights
+    eval_flops = 2.0 * n_logs * 4096 * weights
+    probe_flops = 6.0 * n_probes * values["probe_batch"] * weights
+    return train_flops + eval_flops + probe_flops
+
+
+@dataclasses.dataclass
+class Group:
+    """Configs sharing one compiled program, run in chunks of ``chunk_size`` lanes."""
+
+    program: train.Program
+    configs: list
+    chunk_size: int
+    estimated_s: float = 0.0
+
+    def chunks(self) -> list[list]:
+        n = self.chunk_size
+        return [self.configs[i : i + n] for i in range(0, len(self.configs), n)]
+
+
+def _dims(dataset_name: str) -> tuple[int, int]:
+    ds = data.load(dataset_name)
+    return ds.n_in, ds.n_classes
+
+
+def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str, values: dict,
+                   n_in: int, n_out: int) -> list[list[int]]:
+    """Optimal contiguous partition of sorted depths into padded buckets."""
+    depths = [d for d, _ in depths_counts]
+    counts = [c for _, c in depths_counts]
+
+    def bucket_cost(i, j):  # depths[i:j] padded to depths[j-1]
+        deepest = depths[j - 1]
+        flops = sum(counts[i:j]) * flops_per_config(values, deepest, n_in, n_out)
+        layers = layers_field if layers_field != "auto" else cost.layer_mode(deepest, flops)
+        return cost.seconds(deepest, flops, layers)
+
+    best = [0.0] + [math.inf] * len(depths)
+    cut = [0] * (len(depths) + 1)
+    for j in range(1, len(depths) + 1):
+        for i in range(j):
+            c = best[i] + bucket_cost(i, j)
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    buckets, j = [], len(depths)
+    while j > 0:
+        buckets.append(depths[cut[j] : j])
+        j = cut[j]
+    return buckets[::-1]
+
+
+def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
+              cost: CostModel = CostModel(), bucketing: bool = True) -> list[Group]:
+    """Group configs into compiled programs and chunks.
+
+    max_chunk: most lanes per program call (memory, and vmap's diminishing returns on CPU).
+    n_devices: chunk sizes are rounded up to a multiple of it (the config axis is sharded).
+    bucketing: False keeps every depth in its own program.
+    """
+    by_static: dict[tuple, list] = defaultdict(list)
+    for cfg in configs:
+        by_static[tuple(cfg[k] for k in STATIC) + (cfg["layers"],)].append(cfg)
+
+    groups = []
+    for key, members in by_static.items():
+        values = members[0].values
+        n_in, n_out = _dims(values["dataset"])
+        per_depth: dict[int, list] = defaultdict(list)
+        for cfg in members:
+            per_depth[cfg["depth"]].append(cfg)
+        depth_counts = sorted((d, len(c)) for d, c in per_depth.items())
+        if bucketing:
+            buckets = _bucket_depths(depth_counts, cost, values["layers"], values, n_in, n_out)
+        else:
+            buckets = [[d] for d, _ in depth_counts]
+        for bucket in buckets:
+            bucket_configs = [c for d in bucket for c in per_depth[d]]
+            deepest = bucket[-1]
+            flops = len(bucket_configs) * flops_per_config(values, deepest, n_in, n_out)
+            layers = values["layers"] if values["layers"] != "auto" else cost.layer_mode(deepest, flops)
+            arch = models.Architecture(
+                n_in=n_in, n_out=n_out, width=values["width"], depth=deepest,
+                activation=values["activation"], init=values["init"], layers=layers,
+            )
+            program = train.Program(
+                arch=arch, dataset=values["dataset"], optimizer=values["optimizer"],
+                momentum=values["momentum"], batch_size=values["batch_size"], steps=values["steps"],
+                log_every=values["log_every"], probe_every=values["probe_every"],
+                probe_batch=values["probe_batch"], masked=len(bucket) > 1,
+            )
+            chunk = min(max_chunk, len(bucket_configs))
+            chunk = n_devices * math.ceil(chunk / n_devices)
+            groups.append(Group(program, bucket_configs, chunk, cost.seconds(deepest, flops, layers)))
+    return groups

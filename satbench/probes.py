@@ -1,0 +1,82 @@
+"""Per-layer measurements as pure functions of (model, params, batch).
+
+Nothing here mutates state or syncs with the host, so probes run inside the
+jitted, vmapped training loop on a schedule.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from satbench import activations
+
+#: |φ'(h)| below this fraction of max|φ'| counts as saturated.
+SATURATION_THRESHOLD = 0.05
+
+LAYER_FIELDS = ("grad_norm", "signal_norm", "act_mean", "act_std", "sat_frac", "dead_frac")
+
+
+def cross_entropy(logits, labels):
+    """Mean softmax cross-entropy with integer labels."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def layer_probes(graphdef, params, x, y, activation: str, active=None) -> dict[str, jax.Array]:
+    """Every per-layer quantity, each of shape (depth,), on the probe batch (x, y).
+
+    grad_norm    ‖∂L/∂W_l‖_F
+    signal_norm  ‖∂L/∂h_l‖_F over the batch (h_l: pre-activations)
+    act_mean/std mean and std of φ(h_l) over units × examples
+    sat_frac     fraction of units × examples with |φ'(h)| < 0.05·max|φ'|
+                 (NaN for activations not registered as saturating: relu's zero
+                 half is counted by dead_frac, not as saturation)
+    dead_frac    fraction of units with φ'(h) = 0 on every example
+    """
+    model = nnx.merge(graphdef, params)
+    arch = model.arch
+    taps = jnp.zeros((arch.depth, x.shape[0], arch.width), x.dtype)
+
+    def loss_fn(p, t):
+        fwd = nnx.merge(graphdef, p)(x, taps=t, active=active)
+        return cross_entropy(fwd.logits, y), fwd.preacts
+
+    (g_params, g_taps), preacts = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(params, taps)
+    phi = activations.get_activation(activation)
+    dphi = activations.derivative(activation)(preacts)
+    acts = phi(preacts)
+    threshold = SATURATION_THRESHOLD * activations.max_abs_derivative(activation)
+    return {
+        "grad_norm": nnx.merge(graphdef, g_params).layer_weight_norms(),
+        "signal_norm": jnp.sqrt(jnp.sum(g_taps**2, axis=(1, 2))),
+        "act_mean": acts.mean(axis=(1, 2)),
+        "act_std": acts.std(axis=(1, 2)),
+        "sat_frac": (jnp.abs(dphi) < threshold).mean(axis=(1, 2))
+        if activations.get_entry(activation).saturating
+        else jnp.full((arch.depth,), jnp.nan),
+        "dead_frac": jnp.all(dphi == 0, axis=1).mean(axis=-1),
+    }
+
+
+def decay_rate(grad_norm, depth_first: int = 2):
+    """Per-layer factor of grad_norm² from a least-squares fit of log grad_norm² on l.
+
+    Layer 1 is left out when there are at least three layers: its fan-in is
+    the input dimension, not the width, so its norm is on another scale.
+    Works on numpy or jax arrays of shape (depth,); returns NaN for depth < 2.
+    """
+    import numpy as np
+
+    g = np.asarray(grad_norm, dtype=np.float64)
+    depth = g.shape[0]
+    if depth < 2:
+        return float("nan")
+    start = depth_first - 1 if depth >= 3 else 0
+    layers = np.arange(start + 1, depth + 1, dtype=np.float64)
+    logs = np.log(np.maximum(g[start:], 1e-300) ** 2)
+    if not np.all(np.isfinite(logs)):
+        return float("nan")
+    slope = np.polyfit(layers, logs, 1)[0]
+    return float(np.exp(slope))
