@@ -1,0 +1,64 @@
+"""satbench: measure saturating, vanishing and exploding gradients over vmapped sweeps.
+
+Public API: ``load_results`` (the tables of a results folder), ``run_experiment``
+(a sweep from Python), ``load_experiment``; modules ``activations`` (registry,
+``register_activation``), ``inits``, ``models``, ``probes``, ``train``.
+"""
+
+from __future__ import annotations
+
+import importlib.util as _util
+import sys as _sys
+from pathlib import Path as _Path
+
+__version__ = "0.1.0"
+
+
+def _attach_checkout_folders() -> None:
+    """Installed, ``figures/`` and ``experiments/`` are the subpackages ``satbench.figures``
+    and ``satbench.experiments``; imported straight from a source checkout they sit beside
+    the package, so attach them under the same names."""
+    root = _Path(__file__).resolve().parent.parent
+    for name in ("figures", "experiments"):
+        full = f"{__name__}.{name}"
+        folder = root / name
+        if full in _sys.modules or not (folder / "__init__.py").exists():
+            continue
+        try:
+            if _util.find_spec(full) is not None:
+                continue
+        except ModuleNotFoundError:
+            pass
+        spec = _util.spec_from_file_location(full, folder / "__init__.py",
+                                             submodule_search_locations=[str(folder)])
+        module = _util.module_from_spec(spec)
+        _sys.modules[full] = module
+        spec.loader.exec_module(module)
+        globals()[name] = module
+
+
+_attach_checkout_folders()
+
+
+def load_results(out):
+    """The runs/layers/curves tables of a results folder (see ``satbench.store``)."""
+    from satbench.store import load_results as _load
+
+    return _load(out)
+
+
+def load_experiment(name_or_path: str):
+    """An experiment by .toml path or shipped name (see ``satbench.spec``)."""
+    from satbench.spec import load
+
+    return load(name_or_path)
+
+
+def run_experiment(experiment, profile=None, out=None, **options):
+    """Run a sweep from Python; returns a summary (see ``satbench.engine``)."""
+    from satbench import engine, spec
+
+    exp = spec.load(experiment) if isinstance(experiment, str) else experiment
+    profile = profile or spec.default_profile(exp)
+    out = out or _Path("results") / exp.name / (profile or "base")
+    return engine.run_experiment(exp, profile, out, **options)

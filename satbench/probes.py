@@ -61,7 +61,11 @@ def layer_probes(graphdef, params, x, y, activation: str, active=None) -> dict[s
 
 
 def decay_rate(grad_norm, depth_first: int = 2):
-    """Per-layer factor of grad_norm² from a least-squares fit of log grad_norm² on l.
+    """Per-layer factor of grad_norm² going backward (layer l+1 -> l), from a
+    least-squares fit of log grad_norm² on l.
+
+    Below 1 the gradient vanishes toward the input, above 1 it explodes; it is
+    directly comparable to mean-field χ₁.
 
     Layer 1 is left out when there are at least three layers: its fan-in is
     the input dimension, not the width, so its norm is on another scale.
@@ -79,4 +83,4 @@ def decay_rate(grad_norm, depth_first: int = 2):
     if not np.all(np.isfinite(logs)):
         return float("nan")
     slope = np.polyfit(layers, logs, 1)[0]
-    return float(np.exp(slope))
+    return float(np.exp(-slope))

@@ -1,0 +1,29 @@
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import pytest  # noqa: E402
+
+TINY = """
+[experiment]
+name = "tiny"
+figures = []
+[fixed]
+width = 16
+depth = 3
+steps = 20
+log_every = 10
+learning_rate = 0.05
+target_loss = 2.0
+[grid]
+activation = ["tanh", "relu"]
+sigma_w2 = [0.5, 2.0]
+seed = [0, 1]
+"""
+
+
+@pytest.fixture
+def tiny_toml(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path

@@ -1,0 +1,91 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from satbench import activations, inits
+
+
+def test_sigmoid_derivative_peaks_at_a_quarter_and_tanh_at_one():
+    assert activations.max_abs_derivative("sigmoid") == pytest.approx(0.25, abs=1e-7)
+    assert activations.max_abs_derivative("tanh") == pytest.approx(1.0, abs=1e-7)
+    # relu's derivative is 0 or 1
+    d = activations.derivative("relu")(jnp.linspace(-3, 3, 101))
+    assert set(np.unique(np.asarray(d))) == {0.0, 1.0}
+
+
+def test_registry_has_the_required_activations():
+    required = {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softplus",
+                "softsign", "hard_tanh", "erf", "linear"}
+    assert required <= set(activations.known_activations())
+
+
+def test_derivatives_match_finite_differences():
+    x = np.linspace(-3.1, 2.9, 41).astype(np.float64)  # avoids relu's kink at 0
+    with jax.enable_x64(True):
+        for name in activations.known_activations():
+            fn = activations.get_activation(name)
+            fd = (np.asarray(fn(jnp.asarray(x + 1e-6))) - np.asarray(fn(jnp.asarray(x - 1e-6)))) / 2e-6
+            ad = np.asarray(activations.derivative(name)(jnp.asarray(x)))
+            np.testing.assert_allclose(ad, fd, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_leaky_relu_slope_defaults_to_0_01_and_is_configurable():
+    assert float(activations.get_activation("leaky_relu")(-2.0)) == pytest.approx(-0.02)
+    assert float(activations.get_activation("leaky_relu:0.2")(-2.0)) == pytest.approx(-0.4)
+
+
+def test_unknown_activation_lists_known_ones():
+    with pytest.raises(ValueError, match="unknown activation 'swishy'; known: .*sigmoid.*tanh"):
+        activations.get_activation("swishy")
+
+
+def test_register_activation_adds_one_function():
+    activations.register_activation("test_cube_root")(lambda x: jnp.cbrt(x))
+    assert "test_cube_root" in activations.known_activations()
+    assert float(activations.get_activation("test_cube_root")(8.0)) == pytest.approx(2.0)
+
+
+def test_entry_point_plugins_are_loaded(monkeypatch):
+    class EP:
+        name = "test_plugin_act"
+
+        def load(self):
+            return lambda x: 3 * x
+
+    monkeypatch.setattr(activations, "_plugins_loaded", False)
+    monkeypatch.setattr(activations.metadata, "entry_points",
+                        lambda group: [EP()] if group == activations.ENTRY_POINT_GROUP else [])
+    assert "test_plugin_act" in activations.known_activations()
+    assert float(activations.get_activation("test_plugin_act")(2.0)) == 6.0
+
+
+@pytest.mark.parametrize("name, variance", [
+    ("gaussian", lambda fi, fo: 1 / fi), ("lecun", lambda fi, fo: 1 / fi), ("he", lambda fi, fo: 2 / fi),
+    ("glorot_normal", lambda fi, fo: 2 / (fi + fo)), ("glorot_uniform", lambda fi, fo: 2 / (fi + fo)),
+    ("standard", lambda fi, fo: 1 / (3 * fi)),
+])
+def test_init_variances(name, variance):
+    fan_in, fan_out, s = 300, 500, 1.7
+    w = np.asarray(inits.sample(name, jax.random.key(0), (fan_in, fan_out), s))
+    assert w.var() == pytest.approx(s * variance(fan_in, fan_out), rel=0.02)
+
+
+def test_uniform_inits_are_uniform_on_their_interval():
+    w = np.asarray(inits.sample("standard", jax.random.key(1), (400, 400), 1.0))
+    limit = 1 / np.sqrt(400)
+    assert np.abs(w).max() <= limit
+    hist, _ = np.histogram(w, bins=10, range=(-limit, limit))
+    assert hist.min() > 0.9 * hist.mean()
+
+
+def test_orthogonal_is_orthogonal_times_sigma_w():
+    for shape in [(64, 64), (32, 64), (64, 32)]:
+        w = np.asarray(inits.sample("orthogonal", jax.random.key(2), shape, 4.0))
+        gram = w.T @ w if shape[0] >= shape[1] else w @ w.T
+        np.testing.assert_allclose(gram, 4.0 * np.eye(min(shape)), atol=1e-4)
+
+
+def test_unknown_init_lists_known_ones():
+    with pytest.raises(ValueError, match="unknown init 'xavier'; known: .*gaussian"):
+        inits.get_init("xavier")

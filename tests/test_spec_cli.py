@@ -1,0 +1,116 @@
+"""Experiment files and the CLI: every malformed input is one line, exit code 2, nothing written."""
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from satbench import cli, spec
+
+GOOD = """
+[experiment]
+name = "ok"
+[fixed]
+width = 16
+depth = 2
+steps = 10
+log_every = 10
+[grid]
+seed = [0, 1]
+"""
+
+BAD = {
+    "unknown field": (GOOD.replace("width = 16", "widht = 16"), "unknown field 'widht'"),
+    "wrong type": (GOOD.replace("width = 16", 'width = "wide"'), "width must be int"),
+    "float for int": (GOOD.replace("width = 16", "width = 16.5"), "width must be int"),
+    "bool for int": (GOOD.replace("width = 16", "width = true"), "width must be int"),
+    "negative width": (GOOD.replace("width = 16", "width = -3"), "width must be > 0"),
+    "zero depth": (GOOD.replace("depth = 2", "depth = 0"), "depth must be > 0"),
+    "unknown activation": (GOOD + 'activation = ["tanh", "swish9"]\n', "unknown activation 'swish9'; known:"),
+    "unknown init": (GOOD.replace("[grid]", '[grid]\ninit = ["xavier"]'), "init: unknown value 'xavier'; allowed:"),
+    "unknown dataset": (GOOD.replace("width = 16", 'dataset = "imagenet"'), "dataset: unknown value 'imagenet'"),
+    "unknown optimizer": (GOOD.replace("width = 16", 'optimizer = "lbfgs"'), "optimizer: unknown value 'lbfgs'"),
+    "empty grid list": (GOOD.replace("seed = [0, 1]", "seed = []"), "seed is an empty list"),
+    "grid not a list": (GOOD.replace("seed = [0, 1]", "seed = 3"), "seed must be a list"),
+    "duplicate grid values": (GOOD.replace("seed = [0, 1]", "seed = [1, 1]"), "duplicate values"),
+    "fixed and grid": (GOOD.replace("width = 16", "seed = 4"), "seed is in both [fixed] and [grid]"),
+    "log_every": (GOOD.replace("steps = 10", "steps = 15"), "log_every (10) must divide steps (15)"),
+    "probe_every": (GOOD.replace("steps = 10", "steps = 40\nprobe_every = 15"), "probe_every (15) must be a multiple"),
+    "negative lr": (GOOD.replace("width = 16", "learning_rate = -0.1"), "learning_rate must be > 0"),
+    "nan lr": (GOOD.replace("width = 16", "learning_rate = nan"), "learning_rate must be finite"),
+    "unknown table": (GOOD + "[sweep]\nx = 1\n", "unknown table 'sweep'"),
+    "no name": (GOOD.replace('name = "ok"', 'description = "x"'), "[experiment] needs a name"),
+    "bad name": (GOOD.replace('name = "ok"', 'name = "a b"'), "name must be letters"),
+    "bad toml": (GOOD + "width = = 3\n", "not valid TOML"),
+    "bad profile field": (GOOD + "[profiles.quick]\nwidht = 3\n", "[profiles.quick]: unknown field 'widht'"),
+    "profile makes bad combo": (GOOD + "[profiles.quick]\nsteps = 7\n", "log_every (10) must divide steps (7)"),
+    "huge grid": (GOOD.replace("seed = [0, 1]", f"seed = {list(range(1000))}\nsigma_w2 = {[float(i + 1) for i in range(300)]}"),
+                  "at most 200000"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_malformed_spec_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
+    text, message = BAD[case]
+    path = tmp_path / "exp.toml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli.main, ["run", str(path), "--out", str(out), "--quiet", "--no-plot"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert message in lines[0]
+    assert not out.exists()
+
+
+def test_cli_option_errors(tmp_path, tiny_toml):
+    runner = CliRunner()
+    r = runner.invoke(cli.main, ["run", str(tiny_toml), "--profile", "huge", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "unknown profile 'huge'" in r.stderr and not (tmp_path / "o").exists()
+    r = runner.invoke(cli.main, ["run", "no_such_experiment"])
+    assert r.exit_code == 2 and "unknown experiment 'no_such_experiment'" in r.stderr
+    r = runner.invoke(cli.main, ["run", str(tmp_path / "missing.toml")])
+    assert r.exit_code == 2 and "experiment file not found" in r.stderr
+    r = runner.invoke(cli.main, ["run", str(tiny_toml), "--max-chunk", "0"])
+    assert r.exit_code == 2
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = runner.invoke(cli.main, ["run", str(tiny_toml), "--out", str(blocker), "--quiet"])
+    assert r.exit_code == 2 and "is not a folder" in r.stderr and blocker.read_text() == "x"
+    r = runner.invoke(cli.main, ["plot", str(tiny_toml), "--results", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no such folder" in r.stderr
+
+
+def test_profiles_override_fixed_and_grid():
+    exp = spec.parse(GOOD + "[profiles.quick]\nseed = 7\nwidth = [8, 16]\n")
+    fixed, grid = exp.resolve("quick")
+    assert fixed["seed"] == 7 and "seed" not in grid and grid["width"] == [8, 16]
+    assert len(exp.configs("quick")) == 2 and len(exp.configs(None)) == 2
+
+
+def test_config_ids_are_stable_and_distinct():
+    a = spec.parse(GOOD).configs()
+    b = spec.parse(GOOD.replace('name = "ok"', 'name = "other"')).configs()
+    assert [c.config_id for c in a] == [c.config_id for c in b]
+    assert len({c.config_id for c in a}) == 2
+
+
+def test_shipped_experiments_parse():
+    for name in spec.known_experiments():
+        exp = spec.load(name)
+        for profile in [None, *exp.profiles]:
+            assert exp.configs(profile)
+
+
+def test_console_script_end_to_end(tmp_path, tiny_toml):
+    out = tmp_path / "res"
+    proc = subprocess.run([sys.executable, "-m", "satbench.cli", "run", str(tiny_toml), "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "8 configs" in proc.stdout
+    assert (out / "runs.parquet").exists() and (out / "manifest.json").exists()
+    listing = subprocess.run([sys.executable, "-m", "satbench.cli", "list"], capture_output=True, text=True)
+    assert listing.returncode == 0
+    for word in ["sigmoid", "max|φ'|=0.25", "orthogonal", "adam", "digits", "vanishing"]:
+        assert word in listing.stdout
