@@ -52,7 +52,8 @@ def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, shar
 
 def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) -> train.Lane:
     """The batched fields of ``configs`` as a Lane of ``chunk`` lanes (padded by repetition)."""
-    rows = [c.values for c in configs] or [dict(_PAD_VALUES, depth=program.arch.depth)]
+    rows = [c.values for c in configs] or [dict(_PAD_VALUES, depth=program.arch.depth,
+                                                 init=program.arch.init[0])]
     rows = rows + [rows[-1]] * (chunk - len(rows))
     target = [np.nan if r["target_loss"] is None else r["target_loss"] for r in rows]
     lane = train.Lane(
@@ -62,6 +63,7 @@ def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) 
         learning_rate=np.array([r["learning_rate"] for r in rows], np.float32),
         target_loss=np.array(target, np.float32),
         depth=np.array([r["depth"] for r in rows], np.int32),
+        init_index=np.array([program.arch.init.index(r["init"]) for r in rows], np.int32),
     )
     if sharding is None:
         return jax.tree.map(jnp.asarray, lane)
@@ -100,6 +102,19 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
         "test_accuracy": rec.test_accuracy.reshape(-1).astype(np.float64),
     })
 
+    tables = {"layers": layers, "curves": curves}
+    jac = None
+    if rec.spectra is not None:
+        sv = rec.spectra.astype(np.float64)  # (n, probes, samples, width)
+        _, n_p, n_s, width = sv.shape
+        c, p, s_, k = np.meshgrid(np.arange(n), np.arange(n_p), np.arange(n_s), np.arange(width), indexing="ij")
+        tables["spectra"] = pd.DataFrame({
+            "config_id": np.asarray(ids)[c.ravel()], "step": probe_steps[p.ravel()],
+            "sample": s_.ravel(), "index": k.ravel(), "singular_value": sv.reshape(-1),
+        })
+        s2 = sv[:, 0] ** 2  # at initialisation
+        jac = {"jac_mean_s2": s2.mean(axis=(1, 2)), "jac_var_s2": s2.var(axis=(1, 2)), "jac_s_max": sv[:, 0].max(axis=(1, 2))}
+
     rows = []
     for i, cfg in enumerate(configs):
         d = cfg["depth"]
@@ -119,12 +134,14 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
             "chunk_lanes": n,
             "program_depth": dmax,
             "layers_mode": program.arch.layers,
+            **({k: float(v[i]) for k, v in jac.items()} if jac else {}),
         })
     runs = pd.DataFrame(rows)
     for col in ("diverged_step", "steps_to_target"):
         runs[col] = runs[col].astype("Int64")
     runs["target_loss"] = runs["target_loss"].astype("float64")
-    return {"layers": layers, "curves": curves, "runs": runs}
+    tables["runs"] = runs  # written last: a part's runs rows mark its configs finished
+    return tables
 
 
 def _part_id(configs: list) -> str:
@@ -209,7 +226,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
     try:
         for gi, group in enumerate(groups):
             prog = group.program
-            label = f"{prog.arch.activation}/{prog.arch.init} d={prog.arch.depth} w={prog.arch.width}"
+            label = f"{prog.arch.activation}/{'|'.join(prog.arch.init)} d={prog.arch.depth} w={prog.arch.width}"
             bar.set_description(f"[{gi + 1}/{len(groups)}] compile {label}")
             dataset = train.data_arrays(data.load(prog.dataset))
             if replicated is not None:

@@ -80,6 +80,16 @@ INITS: dict[str, InitFn] = {
 }
 
 
+def family(name: str) -> str:
+    """Inits of one family share a compiled program, the rule picked per lane by index.
+
+    Elementwise rules cost one pass over the noise, so a program evaluates all
+    of them and selects; orthogonal needs a QR per layer, so it stays apart.
+    """
+    get_init(name)
+    return "orthogonal" if name == "orthogonal" else "elementwise"
+
+
 def known_inits() -> list[str]:
     return sorted(INITS)
 

@@ -31,10 +31,12 @@ class Architecture:
     width: int
     depth: int
     activation: str
-    init: str
+    init: str | tuple[str, ...]  # several: the rule is chosen per lane by ``init_index``
     layers: str = "scan"  # "scan" | "unroll"
 
     def __post_init__(self):
+        if isinstance(self.init, str):
+            object.__setattr__(self, "init", (self.init,))
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
         if self.layers not in LAYER_MODES:
@@ -49,9 +51,9 @@ class Forward(NamedTuple):
 class MLP(nnx.Module):
     """input → depth × (affine → φ) → affine readout."""
 
-    def __init__(self, arch: Architecture, sigma_w2, sigma_b2, *, rngs: nnx.Rngs):
+    def __init__(self, arch: Architecture, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0):
         self.arch = arch
-        rule = inits.get_init(arch.init)
+        rule = _init_rule(arch.init, init_index)
         w, n = arch.width, arch.depth - 1
         shapes = {
             "w_in": (arch.n_in, w), "b_in": (w,),
@@ -112,6 +114,14 @@ class MLP(nnx.Module):
         return jnp.concatenate([first, rest])
 
 
+def _init_rule(names: tuple[str, ...], index):
+    """The init rule ``names[index]``; with several names, ``index`` may be traced."""
+    rules = [inits.get_init(n) for n in names]
+    if len(rules) == 1:
+        return rules[0]
+    return lambda noise, sigma_w2: jax.lax.switch(index, rules, noise, sigma_w2)
+
+
 def _total(shapes: dict) -> int:
     return sum(math.prod(shape) for shape in shapes.values())
 
@@ -129,7 +139,7 @@ def _split_noise(flat, shapes: dict) -> dict:
     return out
 
 
-def init_state(arch: Architecture, key, sigma_w2, sigma_b2):
+def init_state(arch: Architecture, key, sigma_w2, sigma_b2, init_index=0):
     """(graphdef, params) of a freshly initialised MLP: plain pytrees for jit/vmap."""
-    model = MLP(arch, sigma_w2, sigma_b2, rngs=nnx.Rngs(params=key))
+    model = MLP(arch, sigma_w2, sigma_b2, rngs=nnx.Rngs(params=key), init_index=init_index)
     return nnx.split(model)

@@ -17,12 +17,12 @@ import dataclasses
 import math
 from collections import defaultdict
 
-from satbench import data, models, spec, train
+from satbench import data, inits, models, spec, train
 
 #: fields that never change the compiled program
 BATCHED = tuple(k for k, f in spec.FIELDS.items() if f.batched)
-#: fields that do, apart from depth (bucketed) and layers (decided here)
-STATIC = tuple(k for k, f in spec.FIELDS.items() if not f.batched and k not in ("depth", "layers"))
+#: fields that do, apart from depth (bucketed), layers (decided here) and init (by family)
+STATIC = tuple(k for k, f in spec.FIELDS.items() if not f.batched and k not in ("depth", "layers", "init"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +60,8 @@ def flops_per_config(values: dict, depth: int, n_in: int, n_out: int) -> float:
     train_flops = 6.0 * steps * values["batch_size"] * weights
     eval_flops = 2.0 * n_logs * 4096 * weights
     probe_flops = 6.0 * n_probes * values["probe_batch"] * weights
-    return train_flops + eval_flops + probe_flops
+    jacobian_flops = 2.0 * n_probes * values["jacobian_samples"] * (w * weights + 4 * w**3)
+    return train_flops + eval_flops + probe_flops + jacobian_flops
 
 
 @dataclasses.dataclass
@@ -118,7 +119,8 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
     """
     by_static: dict[tuple, list] = defaultdict(list)
     for cfg in configs:
-        by_static[tuple(cfg[k] for k in STATIC) + (cfg["layers"],)].append(cfg)
+        key = tuple(cfg[k] for k in STATIC) + (cfg["layers"], inits.family(cfg["init"]))
+        by_static[key].append(cfg)
 
     groups = []
     for key, members in by_static.items():
@@ -139,13 +141,15 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
             layers = values["layers"] if values["layers"] != "auto" else cost.layer_mode(deepest, flops)
             arch = models.Architecture(
                 n_in=n_in, n_out=n_out, width=values["width"], depth=deepest,
-                activation=values["activation"], init=values["init"], layers=layers,
+                activation=values["activation"], layers=layers,
+                init=tuple(sorted({c["init"] for c in bucket_configs})),
             )
             program = train.Program(
                 arch=arch, dataset=values["dataset"], optimizer=values["optimizer"],
                 momentum=values["momentum"], batch_size=values["batch_size"], steps=values["steps"],
                 log_every=values["log_every"], probe_every=values["probe_every"],
-                probe_batch=values["probe_batch"], masked=len(bucket) > 1,
+                probe_batch=values["probe_batch"], jacobian_samples=values["jacobian_samples"],
+                masked=len(bucket) > 1,
             )
             chunk = min(max_chunk, len(bucket_configs))
             chunk = n_devices * math.ceil(chunk / n_devices)

@@ -84,3 +84,24 @@ def decay_rate(grad_norm, depth_first: int = 2):
         return float("nan")
     slope = np.polyfit(layers, logs, 1)[0]
     return float(np.exp(-slope))
+
+
+def jacobian_singular_values(graphdef, params, x, active=None) -> jax.Array:
+    """Singular values of ∂h_L/∂h_1 for each example of ``x``: (n_examples, width).
+
+    The map from the first pre-activation to the last is the product of the
+    D_l W_l factors whose spectrum Pennington et al. (2017) predict; it is
+    square, so the spectrum does not depend on the input dimension.
+    """
+    model = nnx.merge(graphdef, params)
+    arch = model.arch
+
+    def last_preact(tap, example):
+        taps = jnp.zeros((arch.depth, 1, arch.width), example.dtype).at[0, 0].set(tap)
+        return model(example[None], taps=taps, active=active).preacts[-1, 0]
+
+    def one(example):
+        jac = jax.jacfwd(last_preact)(jnp.zeros((arch.width,), example.dtype), example)
+        return jnp.linalg.svd(jac, compute_uv=False)
+
+    return jax.vmap(one)(x)

@@ -84,6 +84,7 @@ FIELDS: dict[str, Field] = {
     "log_every": Field(int, 10, "steps between loss/accuracy evaluations", _positive),
     "probe_every": Field(int, 0, "steps between layer probes (0: first and last only)", _non_negative),
     "probe_batch": Field(int, 256, "examples in the probe batch", _positive),
+    "jacobian_samples": Field(int, 0, "examples whose input-output Jacobian spectrum is probed", _non_negative),
     "target_loss": Field(float, None, "train loss that counts as trained", _positive, batched=True, optional=True),
     "layers": Field(str, "auto", "layer stack: scan, unroll or auto (planner)",
                     _choices(lambda: ["auto", "scan", "unroll"])),

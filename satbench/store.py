@@ -3,6 +3,7 @@
 Layout of ``OUT/``::
 
     parts/<part_id>/{runs,layers,curves}.parquet   one folder per finished chunk
+                                                   (+ spectra.parquet when probed)
     runs.parquet, layers.parquet, curves.parquet   all parts merged (written at the end)
     manifest.json                                  spec, versions, devices, timings
     figures/                                       PNG + PDF
@@ -25,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 TABLES = ("runs", "layers", "curves")
+OPTIONAL_TABLES = ("spectra",)  # written only by sweeps that probe them
 PARTS = "parts"
 MANIFEST = "manifest.json"
 
@@ -36,6 +38,7 @@ class Results:
     runs: pd.DataFrame
     layers: pd.DataFrame
     curves: pd.DataFrame
+    spectra: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def with_config(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """``table`` with the config fields of ``runs`` joined on config_id."""
@@ -95,15 +98,21 @@ def finished_ids(out: Path) -> set[str]:
     return ids
 
 
-def _read_table(out: Path, name: str) -> pd.DataFrame:
+def _read_table(out: Path, name: str, required: bool = True) -> pd.DataFrame:
     parts = part_dirs(out)
     if parts:
-        frames = [pd.read_parquet(p / f"{name}.parquet") for p in parts]
-        frames = [f for f in frames if len(f)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.read_parquet(parts[0] / f"{name}.parquet")
+        files = [p / f"{name}.parquet" for p in parts if (p / f"{name}.parquet").exists()]
+        frames = [pd.read_parquet(f) for f in files]
+        nonempty = [f for f in frames if len(f)]
+        if nonempty:
+            return pd.concat(nonempty, ignore_index=True)
+        if frames:
+            return frames[0]
     merged = Path(out) / f"{name}.parquet"
     if merged.exists():
         return pd.read_parquet(merged)
+    if not required:
+        return pd.DataFrame()
     raise FileNotFoundError(f"no satbench results in {out} (expected {PARTS}/ or {name}.parquet)")
 
 
@@ -113,20 +122,25 @@ def load_results(out) -> Results:
     if not out.is_dir():
         raise FileNotFoundError(f"results folder not found: {out}")
     tables = {name: _read_table(out, name) for name in TABLES}
+    spectra = _read_table(out, "spectra", required=False)
     runs = tables["runs"].drop_duplicates("config_id", keep="first")
     sort = lambda df, keys: df.sort_values(keys, kind="stable").reset_index(drop=True)  # noqa: E731
+    spectra_keys = ["config_id", "step", "sample", "index"]
     return Results(
         runs=runs.reset_index(drop=True),
         layers=sort(tables["layers"].drop_duplicates(["config_id", "step", "layer"]), ["config_id", "step", "layer"]),
         curves=sort(tables["curves"].drop_duplicates(["config_id", "step"]), ["config_id", "step"]),
+        spectra=sort(spectra.drop_duplicates(spectra_keys), spectra_keys) if len(spectra) else spectra,
     )
 
 
 def consolidate(out: Path) -> None:
     """Write the merged ``runs/layers/curves.parquet`` next to the parts (atomically)."""
     results = load_results(out)
-    for name in TABLES:
-        atomic_write_parquet(getattr(results, name), Path(out) / f"{name}.parquet")
+    for name in TABLES + OPTIONAL_TABLES:
+        df = getattr(results, name)
+        if name in TABLES or len(df):
+            atomic_write_parquet(df, Path(out) / f"{name}.parquet")
 
 
 def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -154,5 +168,5 @@ def clear(out: Path) -> None:
     """Remove satbench's own files from ``out`` (for ``--fresh``), nothing else."""
     out = Path(out)
     shutil.rmtree(out / PARTS, ignore_errors=True)
-    for name in [*(f"{t}.parquet" for t in TABLES), MANIFEST]:
+    for name in [*(f"{t}.parquet" for t in TABLES + OPTIONAL_TABLES), MANIFEST]:
         (out / name).unlink(missing_ok=True)

@@ -41,6 +41,7 @@ class Program:
     probe_every: int = 0  # 0: probe at the first and last step only
     probe_batch: int = 256
     eval_size: int = 2048
+    jacobian_samples: int = 0  # examples whose ∂h_L/∂h_1 spectrum is probed (0: none)
     masked: bool = False  # lanes carry their own depth <= arch.depth
 
     def __post_init__(self):
@@ -76,6 +77,7 @@ class Lane(NamedTuple):
     learning_rate: jax.Array
     target_loss: jax.Array  # NaN: no target
     depth: jax.Array  # active depth; equals arch.depth unless the program is masked
+    init_index: jax.Array  # which of arch.init this lane uses
 
 
 class Data(NamedTuple):
@@ -89,6 +91,7 @@ class Record(NamedTuple):
     """Everything one run returns; leading axis n_probes or n_logs where listed."""
 
     layers: dict  # name -> (n_probes, depth)
+    spectra: jax.Array | None  # (n_probes, jacobian_samples, width) singular values, or None
     train_loss: jax.Array  # (n_logs,)
     train_accuracy: jax.Array  # (n_logs,)
     test_accuracy: jax.Array  # (n_logs,)
@@ -130,7 +133,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     arch = program.arch
     key = jax.random.key(lane.seed, impl=PRNG_IMPL)
     init_key, batch_key = jax.random.split(key)
-    graphdef, params = models.init_state(arch, init_key, lane.sigma_w2, lane.sigma_b2)
+    graphdef, params = models.init_state(arch, init_key, lane.sigma_w2, lane.sigma_b2, lane.init_index)
     active = jnp.arange(arch.depth) < lane.depth if program.masked else None
     optimizer = make_optimizer(program.optimizer, lane.learning_rate, program.momentum)
 
@@ -155,8 +158,13 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
             jnp.mean(jnp.argmax(test_logits, -1) == y_test),
         )
 
+    x_jac = data.x_train[: program.jacobian_samples]
+
     def probe(p):
-        return probes.layer_probes(graphdef, p, x_probe, y_probe, arch.activation, active)
+        out = probes.layer_probes(graphdef, p, x_probe, y_probe, arch.activation, active)
+        if program.jacobian_samples:
+            out["spectra"] = probes.jacobian_singular_values(graphdef, p, x_jac, active)
+        return out
 
     def sgd_step(s: TrainState, _):
         idx = jax.random.randint(
@@ -209,10 +217,12 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
 
     train_loss, train_acc, test_acc = (jnp.concatenate(parts) for parts in zip(*evals))
     layers = {k: jnp.concatenate([p[k] for p in layer_parts]) for k in layer_parts[0]}
+    spectra = layers.pop("spectra", None)
     hit = train_loss <= lane.target_loss  # False for a NaN target
     log_steps = jnp.asarray(program.log_steps(), jnp.int32)
     return Record(
         layers=layers,
+        spectra=spectra,
         train_loss=train_loss,
         train_accuracy=train_acc,
         test_accuracy=test_acc,

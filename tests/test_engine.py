@@ -20,7 +20,8 @@ def _program(depth=4, steps=30, activation="tanh", masked=False, layers="scan"):
 
 def _lanes(**columns):
     n = len(columns["seed"])
-    base = dict(sigma_b2=[0.0] * n, learning_rate=[0.05] * n, target_loss=[np.nan] * n, depth=[4] * n)
+    base = dict(sigma_b2=[0.0] * n, learning_rate=[0.05] * n, target_loss=[np.nan] * n, depth=[4] * n,
+                init_index=[0] * n)
     base.update(columns)
     return train.Lane(
         seed=jnp.asarray(base["seed"], jnp.uint32),
@@ -29,6 +30,7 @@ def _lanes(**columns):
         learning_rate=jnp.asarray(base["learning_rate"], jnp.float32),
         target_loss=jnp.asarray(base["target_loss"], jnp.float32),
         depth=jnp.asarray(base["depth"], jnp.int32),
+        init_index=jnp.asarray(base["init_index"], jnp.int32),
     )
 
 
@@ -205,3 +207,30 @@ def test_resume_after_losing_parts_recomputes_only_those(tiny_toml, tmp_path):
     resumed = store.load_results(tmp_path).runs.set_index("config_id").sort_index()
     cols = ["final_loss", "final_train_accuracy", "grad_decay"]
     pd.testing.assert_frame_equal(full[cols], resumed[cols])
+
+
+def test_a_lane_in_a_mixed_init_program_equals_its_single_init_program(tmp_path):
+    """Inits of one family share a program (rule picked per lane); results must not change."""
+    text = """
+[experiment]
+name = "inits"
+[fixed]
+width = 16
+depth = 3
+steps = 20
+log_every = 10
+activation = "relu"
+[grid]
+init = {inits}
+sigma_w2 = [0.5, 1.0]
+"""
+    mixed = spec.parse(text.format(inits='["gaussian", "he", "standard"]'))
+    alone = spec.parse(text.format(inits='["he"]'))
+    engine.run_experiment(mixed, None, tmp_path / "mixed", progress=False)
+    engine.run_experiment(alone, None, tmp_path / "alone", progress=False)
+    assert len(store.read_manifest(tmp_path / "mixed")["groups"]) == 1
+    a = store.load_results(tmp_path / "mixed").runs.set_index("config_id")
+    b = store.load_results(tmp_path / "alone").runs.set_index("config_id")
+    cols = ["final_loss", "grad_decay", "final_train_accuracy"]
+    pd.testing.assert_frame_equal(a.loc[b.index, cols], b[cols], rtol=1e-5)
+    assert a.loc[a["init"] == "standard", "final_loss"].ne(a.loc[a["init"] == "he", "final_loss"].values).all()

@@ -122,3 +122,28 @@ def test_decay_rate_recovers_a_geometric_profile():
     # g[::-1] grows toward the output, so going backward grad_norm² quarters per layer
     assert probes.decay_rate(g[::-1]) == pytest.approx(0.25)
     assert probes.decay_rate(np.ones(5)) == pytest.approx(1.0)
+
+
+def test_jacobian_spectrum_of_an_orthogonal_linear_net_is_all_ones():
+    """Saxe et al. 2014: a product of orthogonal matrices has every singular value 1."""
+    arch = models.Architecture(n_in=5, n_out=2, width=32, depth=6, activation="linear", init="orthogonal")
+    graphdef, params = models.init_state(arch, jax.random.key(0), 1.0, 0.0)
+    sv = probes.jacobian_singular_values(graphdef, params, jnp.ones((3, 5)))
+    assert sv.shape == (3, 32)
+    np.testing.assert_allclose(np.asarray(sv), 1.0, atol=1e-4)
+
+
+def test_jacobian_spectrum_equals_numpy_product_of_layer_jacobians():
+    arch = models.Architecture(n_in=4, n_out=2, width=16, depth=4, activation="tanh", init="gaussian")
+    graphdef, params = models.init_state(arch, jax.random.key(1), 1.5, 0.1)
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
+    sv = np.asarray(probes.jacobian_singular_values(graphdef, params, jnp.asarray(x)))
+    p = {k: np.asarray(v, np.float64) for k, v in nnx.to_pure_dict(params).items()}
+    for i in range(2):
+        h = x[i].astype(np.float64) @ p["w_in"] + p["b_in"]
+        jac = np.eye(16)
+        for w, b in zip(p["w_hidden"], p["b_hidden"]):
+            layer_jac = np.diag(1 - np.tanh(h) ** 2) @ w  # ∂h_{l+1}/∂h_l as row-vector map
+            jac = jac @ layer_jac
+            h = np.tanh(h) @ w + b
+        np.testing.assert_allclose(sv[i], np.linalg.svd(jac, compute_uv=False), rtol=1e-4, atol=1e-6)
