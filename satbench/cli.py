@@ -87,6 +87,42 @@ def plot(experiment, profile, results):
         _fail(err)
 
 
+@main.command()
+@click.argument("activation")
+@click.option("--sigma-w2", type=float, default=None, help="weight variance gain σ_w² (mean-field convention)")
+@click.option("--sigma-b2", type=float, default=0.0, show_default=True, help="bias variance σ_b²")
+@click.option("--critical", is_flag=True, help="print the critical σ_w² (χ₁ = 1) at --sigma-b2")
+def theory(activation, sigma_w2, sigma_b2, critical):
+    """Mean-field q*, χ₁, depth scales and phase of ACTIVATION (any registered name)."""
+    from satbench import activations
+    from satbench import theory as mf
+
+    try:
+        activations.parse_name(activation)
+        if sigma_b2 < 0:
+            raise spec.SpecError(f"--sigma-b2 must be >= 0, got {sigma_b2}")
+        if not critical and (sigma_w2 is None or sigma_w2 <= 0):
+            raise spec.SpecError("--sigma-w2 must be given and > 0 (or use --critical)")
+    except (ValueError, spec.SpecError) as err:
+        _fail(err)
+    if critical:
+        import jax
+
+        with jax.enable_x64(True):
+            value = float(mf.critical_sigma_w2(activation, sigma_b2))
+        if value != value:
+            click.echo(f"{activation}: no critical σ_w² in [0.1, 1000] at σ_b² = {sigma_b2:g}")
+        else:
+            click.echo(f"{activation}: critical σ_w² = {value:.4f} at σ_b² = {sigma_b2:g} (χ₁ = 1)")
+        return
+    t = mf.summary(activation, sigma_w2, sigma_b2)
+    click.echo(f"{activation} at σ_w² = {sigma_w2:g}, σ_b² = {sigma_b2:g}")
+    for key, label in [("q_star", "q*"), ("chi1", "χ₁"), ("chi_c", "χ_c"), ("c_star", "c*"),
+                       ("xi_q", "ξ_q"), ("xi_c", "ξ_c")]:
+        click.echo(f"  {label:<4} = {t[key]:.6g}")
+    click.echo(f"  phase = {t['phase']}")
+
+
 @main.command(name="list")
 def list_():
     """Activations, inits, optimizers, datasets, experiments and figures."""

@@ -74,7 +74,7 @@ _PAD_VALUES = {"seed": 0, "sigma_w2": 1.0, "sigma_b2": 0.0, "learning_rate": 0.0
 
 
 def record_tables(program: train.Program, configs: list, record: train.Record, experiment: str,
-                  chunk_seconds: float) -> dict[str, pd.DataFrame]:
+                  chunk_seconds: float, theory_rows: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Long-form runs/layers/curves rows of one chunk (padding lanes dropped)."""
     n = len(configs)
     rec = jax.tree.map(lambda a: np.asarray(a)[:n], record)
@@ -137,11 +137,48 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
             **({k: float(v[i]) for k, v in jac.items()} if jac else {}),
         })
     runs = pd.DataFrame(rows)
+    if theory_rows is None:
+        theory_rows = theory_columns(runs)
+    runs = runs.join(theory_rows, on="config_id")
     for col in ("diverged_step", "steps_to_target"):
         runs[col] = runs[col].astype("Int64")
     runs["target_loss"] = runs["target_loss"].astype("float64")
     tables["runs"] = runs  # written last: a part's runs rows mark its configs finished
     return tables
+
+
+THEORY_COLUMNS = ("mf_sigma_w2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory")
+
+
+def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
+    """Mean-field prediction for each config's (activation, σ_w², σ_b²), indexed by
+    config_id, so figures can overlay theory without recomputing: mf_sigma_w2,
+    q_star, chi1, xi_c, phase, and the Jacobian spectrum's predicted mean and
+    variance of s² where spectra are probed. One vmapped call per activation."""
+    from satbench import inits, theory
+
+    if configs.empty:
+        return pd.DataFrame(columns=list(THEORY_COLUMNS), index=pd.Index([], name="config_id"))
+    runs = configs.copy()
+    runs["mf_sigma_w2"] = [inits.mean_field_sigma_w2(i, s) for i, s in zip(runs["init"], runs["sigma_w2"])]
+    for col in ("q_star", "chi1", "xi_c", "jac_mean_s2_theory", "jac_var_s2_theory"):
+        runs[col] = np.nan
+    runs["phase"] = ""
+    for act, idx in runs.groupby("activation").groups.items():
+        sub = runs.loc[idx]
+        t = theory.summaries(act, sub["mf_sigma_w2"].to_numpy(), sub["sigma_b2"].to_numpy())
+        for col in ("q_star", "chi1", "xi_c"):
+            runs.loc[idx, col] = t[col]
+        runs.loc[idx, "phase"] = t["phase"]
+        for i in idx:
+            row = runs.loc[i]
+            if row["jacobian_samples"] > 0:
+                kind = "orthogonal" if row["init"] == "orthogonal" else "gaussian"
+                with jax.enable_x64(True):
+                    mean, var = theory.jacobian_moments(act, row["mf_sigma_w2"], row["sigma_b2"],
+                                                        int(row["depth"]) - 1, kind)
+                runs.loc[i, ["jac_mean_s2_theory", "jac_var_s2_theory"]] = [float(mean), float(var)]
+    return runs.set_index("config_id")[list(THEORY_COLUMNS)]
 
 
 def _part_id(configs: list) -> str:
@@ -221,6 +258,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         manifest["groups"] = old.get("groups", [])
     store.atomic_write_json(manifest, out / store.MANIFEST)
 
+    theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
     total_compile = total_run = 0.0
     bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
     try:
@@ -243,7 +281,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
                 record = jax.device_get(compiled(lanes, dataset))
                 seconds = time.perf_counter() - t1
                 run_s += seconds
-                tables = record_tables(prog, chunk, record, exp.name, seconds)
+                tables = record_tables(prog, chunk, record, exp.name, seconds, theory_rows)
                 store.write_part(out, _part_id(chunk), tables)
                 bar.update(len(chunk))
                 bar.set_postfix(configs_per_s=f"{len(chunk) / max(seconds, 1e-9):.1f}")

@@ -57,16 +57,15 @@ def standard(noise, sigma_w2):
 def orthogonal(noise, sigma_w2):
     """σ_w·Q with Q Haar-distributed (semi-)orthogonal (Saxe et al. 2014).
 
-    Q has orthonormal rows or columns, whichever is fewer, so a square layer
-    preserves every norm exactly when σ_w = 1.
+    Q is the polar factor U Vᵀ of the Gaussian noise (its SVD is U S Vᵀ):
+    the noise is invariant under orthogonal maps on both sides, so Q is
+    uniform on the orthogonal group / Stiefel manifold. (A QR-based draw made
+    XLA:CPU's compiler hang on deep programs.) Q has orthonormal rows or
+    columns, whichever are fewer, so a square layer preserves every norm
+    exactly when σ_w = 1.
     """
-    fan_in, fan_out = noise.shape
-    a = noise if fan_in >= fan_out else noise.T
-    q, r = jnp.linalg.qr(a)
-    q = q * jnp.sign(jnp.diagonal(r))  # Haar measure, not QR's sign convention
-    if fan_in < fan_out:
-        q = q.T
-    return q * jnp.sqrt(sigma_w2)
+    u, _, vt = jnp.linalg.svd(noise, full_matrices=False)
+    return (u @ vt) * jnp.sqrt(sigma_w2)
 
 
 INITS: dict[str, InitFn] = {
@@ -88,6 +87,20 @@ def family(name: str) -> str:
     """
     get_init(name)
     return "orthogonal" if name == "orthogonal" else "elementwise"
+
+
+#: fan_in · Var(W) / σ_w² of a square hidden layer: the σ_w² of mean-field theory is
+#: ``MEAN_FIELD_GAIN[init] * sigma_w2`` (He doubles it, the uniform "standard" init thirds it).
+MEAN_FIELD_GAIN = {
+    "gaussian": 1.0, "lecun": 1.0, "he": 2.0, "glorot_normal": 1.0, "glorot_uniform": 1.0,
+    "standard": 1.0 / 3.0, "orthogonal": 1.0,
+}
+
+
+def mean_field_sigma_w2(name: str, sigma_w2):
+    """The σ_w² that mean-field theory sees for hidden layers initialised by ``name``."""
+    get_init(name)
+    return MEAN_FIELD_GAIN[name] * sigma_w2
 
 
 def known_inits() -> list[str]:

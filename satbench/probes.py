@@ -95,10 +95,12 @@ def jacobian_singular_values(graphdef, params, x, active=None) -> jax.Array:
     """
     model = nnx.merge(graphdef, params)
     arch = model.arch
+    # in a padded program the lane's last layer is its last active one
+    last = arch.depth - 1 if active is None else jnp.sum(active) - 1
 
     def last_preact(tap, example):
         taps = jnp.zeros((arch.depth, 1, arch.width), example.dtype).at[0, 0].set(tap)
-        return model(example[None], taps=taps, active=active).preacts[-1, 0]
+        return model(example[None], taps=taps, active=active).preacts[last, 0]
 
     def one(example):
         jac = jax.jacfwd(last_preact)(jnp.zeros((arch.width,), example.dtype), example)

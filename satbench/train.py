@@ -128,6 +128,32 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+EVAL_BLOCK = 256
+
+
+def _blocked_loss_accuracy(model, x, y, active):
+    """Mean cross-entropy and accuracy over (x, y), evaluated in blocks under ``lax.map``.
+
+    Fixed-size blocks in a loop keep the activations in memory bounded and the
+    program the same size whatever the evaluation set.
+    """
+    n = x.shape[0]
+    n_blocks = -(-n // EVAL_BLOCK)
+    pad = n_blocks * EVAL_BLOCK - n
+    xb = jnp.pad(x, ((0, pad), (0, 0))).reshape(n_blocks, EVAL_BLOCK, x.shape[1])
+    yb = jnp.pad(y, (0, pad)).reshape(n_blocks, EVAL_BLOCK)
+    weight = (jnp.arange(n_blocks * EVAL_BLOCK) < n).reshape(n_blocks, EVAL_BLOCK)
+
+    def block(args):
+        xs, ys, ws = args
+        logits = model(xs, active=active).logits
+        nll = optax.softmax_cross_entropy_with_integer_labels(logits, ys)
+        return jnp.sum(nll * ws), jnp.sum((jnp.argmax(logits, -1) == ys) * ws)
+
+    nll, correct = jax.lax.map(block, (xb, yb, weight))
+    return nll.sum() / n, correct.sum() / n
+
+
 def run(program: Program, lane: Lane, data: Data) -> Record:
     """Initialise, probe, train for ``program.steps`` steps, probe and log on schedule."""
     arch = program.arch
@@ -150,13 +176,9 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
 
     def evaluate(p):
         model = nnx.merge(graphdef, p)
-        logits = model(x_eval, active=active).logits
-        test_logits = model(x_test, active=active).logits
-        return (
-            probes.cross_entropy(logits, y_eval),
-            jnp.mean(jnp.argmax(logits, -1) == y_eval),
-            jnp.mean(jnp.argmax(test_logits, -1) == y_test),
-        )
+        loss, acc = _blocked_loss_accuracy(model, x_eval, y_eval, active)
+        _, test_acc = _blocked_loss_accuracy(model, x_test, y_test, active)
+        return loss, acc, test_acc
 
     x_jac = data.x_train[: program.jacobian_samples]
 

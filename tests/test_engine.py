@@ -93,6 +93,11 @@ def test_a_masked_lane_equals_the_shallower_program():
     out_deep = nnx.merge(g_deep, p_deep)(d.x_test, active=active).logits
     out_sh = nnx.merge(g_sh, p_sh)(d.x_test).logits
     np.testing.assert_allclose(out_deep, out_sh, rtol=1e-5, atol=1e-6)
+    from satbench import probes
+
+    sv_deep = probes.jacobian_singular_values(g_deep, p_deep, d.x_test[:2], active=active)
+    sv_sh = probes.jacobian_singular_values(g_sh, p_sh, d.x_test[:2])
+    np.testing.assert_allclose(sv_deep, sv_sh, rtol=1e-4, atol=1e-6)
     assert a.layers["grad_norm"].shape[-1] == 4 and b.layers["grad_norm"].shape[-1] == 2
 
 
@@ -234,3 +239,21 @@ sigma_w2 = [0.5, 1.0]
     cols = ["final_loss", "grad_decay", "final_train_accuracy"]
     pd.testing.assert_frame_equal(a.loc[b.index, cols], b[cols], rtol=1e-5)
     assert a.loc[a["init"] == "standard", "final_loss"].ne(a.loc[a["init"] == "he", "final_loss"].values).all()
+
+
+def test_deep_orthogonal_program_compiles_promptly():
+    """Regression: a QR-based orthogonal init made XLA:CPU's compiler hang at depth 32."""
+    import subprocess
+    import sys
+
+    code = """
+import functools, jax, jax.numpy as jnp
+from satbench import data, engine, models, train
+ds = data.load("digits")
+arch = models.Architecture(ds.n_in, 10, 64, 32, "tanh", "orthogonal", "scan")
+prog = train.Program(arch, "digits", steps=0)
+engine.compiled_sweep(prog, 4, train.data_arrays(ds))
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]

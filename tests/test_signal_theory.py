@@ -1,0 +1,99 @@
+"""Mean-field theory against measurement on wide nets, and theory in the store and CLI."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from flax import nnx
+
+from satbench import cli, engine, models, probes, spec, store, theory
+
+
+def _input_at_q_star(n, n_in, q_star, sigma_w2, sigma_b2, seed=0):
+    """Inputs whose first pre-activation already has variance q* (no transient)."""
+    x = np.random.default_rng(seed).normal(size=(n, n_in))
+    x *= np.sqrt((q_star - sigma_b2) / sigma_w2) / np.sqrt((x**2).mean())
+    return jnp.asarray(x, jnp.float32)
+
+
+def test_measured_signal_decay_matches_chi1_on_a_width_2000_tanh_net():
+    """Per-layer factor of ‖∂L/∂h_l‖² equals χ₁ within 2 % (ordered, critical, chaotic)."""
+    width, depth, sigma_b2 = 2000, 20, 0.05
+    for sigma_w2 in (1.2, 1.76, 2.5):
+        t = theory.summary("tanh", sigma_w2, sigma_b2)
+        arch = models.Architecture(n_in=width, n_out=10, width=width, depth=depth, activation="tanh",
+                                   init="gaussian", layers="scan")
+        graphdef, params = models.init_state(arch, jax.random.key(7), sigma_w2, sigma_b2)
+        x = _input_at_q_star(64, width, t["q_star"], sigma_w2, sigma_b2)
+        y = jnp.arange(64) % 10
+        signal = np.asarray(probes.layer_probes(graphdef, params, x, y, "tanh")["signal_norm"], np.float64)
+        ell = np.arange(1, depth + 1)
+        keep = slice(2, depth - 1)  # away from the readout's own scale
+        slope = np.polyfit(ell[keep], np.log(signal[keep] ** 2), 1)[0]
+        measured = np.exp(-slope)
+        assert measured == pytest.approx(t["chi1"], rel=0.02), (sigma_w2, measured, t["chi1"])
+
+
+@pytest.mark.parametrize("init, expected, tolerance", [("orthogonal", 0.14, 0.15), ("gaussian", 32.1, 0.5)])
+def test_jacobian_variance_matches_pennington_at_L32_N400(init, expected, tolerance):
+    """Pennington et al. 2017: tanh at σ_w² = 1.05, σ_b² = 2.01e-5 (q* ≈ 0.026), L = 32, N = 400."""
+    sigma_w2, sigma_b2, width, factors = 1.05, 2.01e-5, 400, 32
+    with jax.enable_x64(True):
+        _, var_theory = theory.jacobian_moments("tanh", sigma_w2, sigma_b2, factors, init)
+    assert float(var_theory) == pytest.approx(expected, rel=0.05)
+    q_star = theory.summary("tanh", sigma_w2, sigma_b2)["q_star"]
+    arch = models.Architecture(n_in=width, n_out=2, width=width, depth=factors + 1, activation="tanh",
+                               init=init, layers="scan")
+
+    @jax.jit
+    def spectrum(seed, x):
+        graphdef, params = models.init_state(arch, jax.random.key(seed), sigma_w2, sigma_b2)
+        return probes.jacobian_singular_values(graphdef, params, x)
+
+    s2 = []
+    for seed in range(3):
+        x = _input_at_q_star(2, width, q_star, sigma_w2, sigma_b2, seed)
+        s2.append(np.asarray(spectrum(seed, x), np.float64) ** 2)
+    s2 = np.concatenate(s2).ravel()
+    assert s2.mean() == pytest.approx(1.0, abs=0.25)
+    assert s2.var() == pytest.approx(float(var_theory), rel=tolerance)
+
+
+def test_cli_theory_prints_the_critical_point_and_a_summary():
+    runner = CliRunner()
+    r = runner.invoke(cli.main, ["theory", "tanh", "--critical", "--sigma-b2", "0.05"])
+    assert r.exit_code == 0 and "1.76" in r.output
+    r = runner.invoke(cli.main, ["theory", "relu", "--sigma-w2", "3", "--sigma-b2", "0.1"])
+    assert r.exit_code == 0 and "χ₁   = 1.5" in r.output and "chaotic" in r.output
+    r = runner.invoke(cli.main, ["theory", "nope", "--sigma-w2", "1"])
+    assert r.exit_code == 2 and "unknown activation 'nope'" in r.stderr
+    r = runner.invoke(cli.main, ["theory", "tanh"])
+    assert r.exit_code == 2 and "--sigma-w2" in r.stderr
+
+
+def test_runs_carry_theory_columns_in_the_mean_field_convention(tmp_path):
+    exp = spec.parse("""
+[experiment]
+name = "theorycols"
+[fixed]
+steps = 0
+width = 32
+depth = 4
+activation = "relu"
+jacobian_samples = 2
+[grid]
+init = ["gaussian", "he"]
+sigma_w2 = [1.0, 1.5]
+""")
+    engine.run_experiment(exp, None, tmp_path, progress=False)
+    r = store.load_results(tmp_path)
+    runs = r.runs.set_index(["init", "sigma_w2"])
+    # relu: χ₁ = σ_w²/2 where σ_w² is fan_in·Var(W): He doubles the gain
+    assert runs.loc[("gaussian", 1.0), "chi1"] == pytest.approx(0.5, rel=1e-5)
+    assert runs.loc[("he", 1.0), "chi1"] == pytest.approx(1.0, rel=1e-5)
+    assert runs.loc[("he", 1.0), "phase"] == "critical" and runs.loc[("gaussian", 1.5), "phase"] == "ordered"
+    assert runs.loc[("he", 1.5), "mf_sigma_w2"] == 3.0
+    assert set(r.spectra.columns) == {"config_id", "step", "sample", "index", "singular_value"}
+    assert len(r.spectra) == 4 * 2 * 32
+    assert np.isfinite(r.runs["jac_var_s2"]).all() and np.isfinite(r.runs["jac_var_s2_theory"]).all()
