@@ -257,3 +257,26 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_sharding_over_eight_host_devices_gives_the_same_rows(tiny_toml, tmp_path):
+    """The config axis is sharded over all local devices; rows must not change."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import jax
+from satbench import engine, spec
+assert len(jax.devices()) == 8, jax.devices()
+engine.run_experiment(spec.load({str(tiny_toml)!r}), None, {str(tmp_path / 'eight')!r}, progress=False)
+"""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    engine.run_experiment(spec.load(str(tiny_toml)), None, tmp_path / "one", progress=False)
+    a = store.load_results(tmp_path / "eight").runs.set_index("config_id").sort_index()
+    b = store.load_results(tmp_path / "one").runs.set_index("config_id").sort_index()
+    cols = ["final_loss", "final_train_accuracy", "grad_decay", "last_finite_loss"]
+    pd.testing.assert_frame_equal(a[cols], b[cols], rtol=1e-6)
+    assert len(store.read_manifest(tmp_path / "eight")["devices"]) == 8
