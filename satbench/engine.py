@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
 import platform
 import sys
 import time
@@ -41,6 +42,27 @@ class SweepSummary:
     n_groups: int
     compile_s: float
     run_s: float
+
+
+def enable_compilation_cache() -> Path | None:
+    """Turn on JAX's persistent compilation cache, so a rerun of a sweep compiles nothing.
+
+    Location: $SATBENCH_CACHE_DIR, else $XDG_CACHE_HOME/satbench/jax (~/.cache/...).
+    SATBENCH_COMPILATION_CACHE=0 turns it off; a cache dir already configured is kept.
+    """
+    if os.environ.get("SATBENCH_COMPILATION_CACHE", "1") == "0":
+        return None
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return Path(current)
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "satbench" / "jax"
+    path = Path(os.environ.get("SATBENCH_CACHE_DIR", base))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # an unwritable home costs speed, not correctness
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    return path
 
 
 def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, sharding=None):
@@ -225,6 +247,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
     out = Path(out)
     configs = exp.configs(profile)
     prepare_output(out, exp, profile, fresh)
+    cache_dir = enable_compilation_cache()
     done = store.finished_ids(out)
     todo = [c for c in configs if c.config_id not in done]
 
@@ -249,6 +272,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         "n_configs": len(configs),
         "versions": _versions(),
         "devices": [str(d) for d in devices],
+        "compilation_cache": str(cache_dir) if cache_dir else None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "status": "running",
         "groups": [],

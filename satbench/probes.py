@@ -16,7 +16,7 @@ from satbench import activations
 #: |φ'(h)| below this fraction of max|φ'| counts as saturated.
 SATURATION_THRESHOLD = 0.05
 
-LAYER_FIELDS = ("grad_norm", "signal_norm", "act_mean", "act_std", "sat_frac", "dead_frac")
+LAYER_FIELDS = ("grad_norm", "signal_norm", "preact_rms", "act_mean", "act_std", "sat_frac", "dead_frac")
 
 
 def cross_entropy(logits, labels):
@@ -29,6 +29,7 @@ def layer_probes(graphdef, params, x, y, activation: str, active=None) -> dict[s
 
     grad_norm    ‖∂L/∂W_l‖_F
     signal_norm  ‖∂L/∂h_l‖_F over the batch (h_l: pre-activations)
+    preact_rms   √mean(h_l²): the measured √q_l of mean-field theory
     act_mean/std mean and std of φ(h_l) over units × examples
     sat_frac     fraction of units × examples with |φ'(h)| < 0.05·max|φ'|
                  (NaN for activations not registered as saturating: relu's zero
@@ -51,6 +52,7 @@ def layer_probes(graphdef, params, x, y, activation: str, active=None) -> dict[s
     return {
         "grad_norm": nnx.merge(graphdef, g_params).layer_weight_norms(),
         "signal_norm": jnp.sqrt(jnp.sum(g_taps**2, axis=(1, 2))),
+        "preact_rms": jnp.sqrt(jnp.mean(preacts**2, axis=(1, 2))),
         "act_mean": acts.mean(axis=(1, 2)),
         "act_std": acts.std(axis=(1, 2)),
         "sat_frac": (jnp.abs(dphi) < threshold).mean(axis=(1, 2))

@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# compile counts and results must not depend on what earlier runs left in a disk cache;
+# test_engine's cache test turns it on in its own subprocesses
+os.environ["SATBENCH_COMPILATION_CACHE"] = "0"
 
 import pytest  # noqa: E402
 

@@ -280,3 +280,29 @@ engine.run_experiment(spec.load({str(tiny_toml)!r}), None, {str(tmp_path / 'eigh
     cols = ["final_loss", "final_train_accuracy", "grad_decay", "last_finite_loss"]
     pd.testing.assert_frame_equal(a[cols], b[cols], rtol=1e-6)
     assert len(store.read_manifest(tmp_path / "eight")["devices"]) == 8
+
+
+def test_a_rerun_with_the_persistent_cache_compiles_nothing_new(tiny_toml, tmp_path):
+    """Each run is a fresh process; the second finds every program in the disk cache."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import jax, sys
+from satbench import engine, spec
+events = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, *a, **k: events.append(name) if name == "/jax/compilation_cache/cache_retrieval_time_sec" else None)
+engine.run_experiment(spec.load({str(tiny_toml)!r}), None, sys.argv[1], progress=False)
+print("retrieved", len(events))
+"""
+    env = dict(os.environ, SATBENCH_COMPILATION_CACHE="1", SATBENCH_CACHE_DIR=str(tmp_path / "cache"))
+    counts = []
+    for run in ("first", "second"):
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / run)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        counts.append(int(proc.stdout.split("retrieved")[-1]))
+    assert any((tmp_path / "cache").iterdir())
+    assert counts[0] == 0 and counts[1] >= 2  # both sweep programs (tanh, relu) came from disk

@@ -32,7 +32,7 @@ def _numpy_backprop(p, x, y):
         grad_h[l] = np.linalg.norm(delta)
         grad_w[l] = np.linalg.norm(acts[l].T @ delta)
         back = delta @ ws[l].T
-    return loss, np.array(grad_w), np.array(grad_h)
+    return loss, np.array(grad_w), np.array(grad_h), np.array([np.sqrt(np.mean(h**2)) for h in hs])
 
 
 @pytest.mark.parametrize("layers", ["scan", "unroll"])
@@ -45,7 +45,8 @@ def test_grad_and_signal_norms_equal_explicit_backprop(layers):
     y = rng.integers(0, 5, size=40).astype(np.int32)
     out = probes.layer_probes(graphdef, params, jnp.asarray(x), jnp.asarray(y), "tanh")
     p = {k: np.asarray(v, np.float64) for k, v in nnx.to_pure_dict(params).items()}
-    _, ref_w, ref_h = _numpy_backprop(p, x.astype(np.float64), y)
+    _, ref_w, ref_h, ref_q = _numpy_backprop(p, x.astype(np.float64), y)
+    np.testing.assert_allclose(np.asarray(out["preact_rms"]), ref_q, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(out["grad_norm"]), ref_w, rtol=2e-4)
     np.testing.assert_allclose(np.asarray(out["signal_norm"]), ref_h, rtol=2e-4)
 
