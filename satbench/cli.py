@@ -123,6 +123,45 @@ def theory(activation, sigma_w2, sigma_b2, critical):
     click.echo(f"  phase = {t['phase']}")
 
 
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="every shipped experiment")
+@click.option("--profile", default="quick", show_default=True, help="quick (CPU minutes) or full (paper scale)")
+@click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+def reproduce(names, all_, profile, results_root):
+    """Run, plot and check the paper claims of each named reproduction (resumes finished work)."""
+    import time
+
+    from satbench import engine, plots
+
+    try:
+        if all_:
+            names = spec.known_experiments()
+        if not names:
+            raise spec.SpecError("name at least one experiment, or --all; known: " + ", ".join(spec.known_experiments()))
+        exps = [spec.load(n) for n in names]
+        for exp in exps:
+            exp.resolve(profile)
+    except spec.SpecError as err:
+        _fail(err)
+    failed = []
+    for exp in exps:
+        out = results_root / exp.name / profile
+        t0 = time.perf_counter()
+        engine.run_experiment(exp, profile, out, progress=True)
+        _plot(exp, out)
+        seconds = time.perf_counter() - t0
+        click.echo(f"\n{exp.name} [{profile}] — {exp.reference} ({seconds:.0f} s)")
+        for row in plots.claims(exp, out):
+            mark = "PASS" if row["holds"] else "FAIL"
+            click.echo(f"  {mark}  {row['claim']}\n        paper: {row['paper']} | measured: {row['measured']}")
+            if not row["holds"]:
+                failed.append(f"{exp.name}: {row['claim']}")
+    if failed:
+        click.echo(f"\n{len(failed)} claim(s) did not hold:\n  " + "\n  ".join(failed), err=True)
+        sys.exit(1)
+
+
 @main.command(name="list")
 def list_():
     """Activations, inits, optimizers, datasets, experiments and figures."""

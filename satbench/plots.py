@@ -50,3 +50,14 @@ def make_figures(exp: spec.Experiment, results_dir: Path) -> list[Path]:
         fig = figure_module(name).plot(results)
         written += save(fig, Path(results_dir) / "figures", name)
     return written
+
+
+def claims(exp: spec.Experiment, results_dir: Path) -> list[dict]:
+    """The checkable claims of every figure of ``exp`` that defines ``claims(results)``."""
+    results = store.load_results(results_dir)
+    rows = []
+    for name in exp.figures:
+        module = figure_module(name)
+        if hasattr(module, "claims"):
+            rows += module.claims(results)
+    return rows

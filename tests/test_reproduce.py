@@ -1,0 +1,20 @@
+"""Paper claims, run end to end on the quick profile."""
+
+from click.testing import CliRunner
+
+from satbench import cli
+
+
+def test_he2015_quick_reproduces_the_claims(tmp_path):
+    """He et al. 2015, 30-layer ReLU MLP: He init flat variance and trains, Xavier halves and stalls."""
+    r = CliRunner().invoke(cli.main, ["reproduce", "he2015", "--results-root", str(tmp_path)])
+    assert r.exit_code == 0, r.output + r.stderr
+    assert r.output.count("PASS") == 4 and "FAIL" not in r.output
+    assert (tmp_path / "he2015" / "quick" / "figures" / "he2015.png").exists()
+
+
+def test_reproduce_needs_a_known_name():
+    r = CliRunner().invoke(cli.main, ["reproduce", "nobody2099"])
+    assert r.exit_code == 2 and "unknown experiment 'nobody2099'" in r.stderr
+    r = CliRunner().invoke(cli.main, ["reproduce"])
+    assert r.exit_code == 2 and "--all" in r.stderr
