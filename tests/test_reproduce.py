@@ -18,3 +18,10 @@ def test_reproduce_needs_a_known_name():
     assert r.exit_code == 2 and "unknown experiment 'nobody2099'" in r.stderr
     r = CliRunner().invoke(cli.main, ["reproduce"])
     assert r.exit_code == 2 and "--all" in r.stderr
+
+
+def test_glorot2010_quick_reproduces_fig2(tmp_path):
+    """Glorot & Bengio 2010 Fig. 2: top sigmoid layer saturates near 0, lower layers > 0.5, tanh learns."""
+    r = CliRunner().invoke(cli.main, ["reproduce", "glorot2010", "--results-root", str(tmp_path)])
+    assert r.exit_code == 0, r.output + r.stderr
+    assert r.output.count("PASS") == 4 and "FAIL" not in r.output
