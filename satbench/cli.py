@@ -19,6 +19,19 @@ def _fail(err: Exception) -> None:
     sys.exit(2)
 
 
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'I/N' -> (I, N), with 0 <= I < N."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise spec.SpecError(f"--shard must be I/N with integers 0 <= I < N, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise spec.SpecError(f"--shard must be I/N with integers 0 <= I < N, got {text!r}")
+    return i, n
+
+
 def _default_out(exp: spec.Experiment, profile: str | None) -> Path:
     return Path("results") / exp.name / (profile or "base")
 
@@ -37,18 +50,20 @@ def main():
 @click.option("--fresh", is_flag=True, help="discard results already in --out instead of resuming")
 @click.option("--no-plot", is_flag=True, help="skip the figures")
 @click.option("--no-bucketing", is_flag=True, help="one program per depth (no pad-and-mask)")
+@click.option("--shard", default=None, metavar="I/N", help="run only the I-th of N cost-balanced slices (job arrays)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def run(experiment, profile, out, max_chunk, fresh, no_plot, no_bucketing, quiet):
+def run(experiment, profile, out, max_chunk, fresh, no_plot, no_bucketing, shard, quiet):
     """Run EXPERIMENT (a .toml path or a name from experiments/), resuming unfinished work."""
     try:
         exp = spec.load(experiment)
         profile = profile or spec.default_profile(exp)
         exp.resolve(profile)
         out = out or _default_out(exp, profile)
+        shard = _parse_shard(shard)
         from satbench import engine  # imported late: validation needs no JAX
 
         summary = engine.run_experiment(exp, profile, out, max_chunk=max_chunk, fresh=fresh,
-                                        progress=not quiet, bucketing=not no_bucketing)
+                                        progress=not quiet, bucketing=not no_bucketing, shard=shard)
     except spec.SpecError as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -59,7 +74,7 @@ def run(experiment, profile, out, max_chunk, fresh, no_plot, no_bucketing, quiet
         f"{exp.name} [{profile}]: {summary.n_configs} configs ({summary.n_skipped} already done) "
         f"in {summary.n_groups} programs; compile {summary.compile_s:.1f}s, run {summary.run_s:.1f}s -> {out}"
     )
-    if not no_plot:
+    if not no_plot and shard is None:
         _plot(exp, out)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import os
 import platform
 import sys
@@ -230,6 +231,7 @@ def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: 
         raise OutputError(f"--out {out}: not writable ({err.strerror})") from None
     manifest = store.read_manifest(out)
     has_results = bool(store.part_dirs(out)) or (out / "runs.parquet").exists()
+    store.remove_unfinished(out)
     if fresh:
         store.clear(out)
     elif has_results and manifest is not None:
@@ -242,10 +244,19 @@ def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: 
 
 
 def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_chunk: int | None = None,
-                   fresh: bool = False, progress: bool = True, bucketing: bool = True) -> SweepSummary:
-    """Run every unfinished config of ``exp`` under ``profile`` into ``out``."""
+                   fresh: bool = False, progress: bool = True, bucketing: bool = True,
+                   shard: tuple[int, int] | None = None) -> SweepSummary:
+    """Run every unfinished config of ``exp`` under ``profile`` into ``out``.
+
+    shard: (i, n) runs only the i-th of n disjoint, cost-balanced slices (job arrays);
+      shards may share ``out``: their parts merge on read.
+    """
     out = Path(out)
     configs = exp.configs(profile)
+    if shard is not None:
+        if fresh:
+            raise OutputError("--fresh with --shard would delete other shards' results; clear --out first")
+        configs = plan.shard_slice(configs, *shard)
     prepare_output(out, exp, profile, fresh)
     cache_dir = enable_compilation_cache()
     done = store.finished_ids(out)
@@ -267,6 +278,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         "experiment": exp.name,
         "source": exp.source,
         "profile": profile,
+        "shard": list(shard) if shard else None,
         "spec_hash": exp.spec_hash(profile),
         "spec": {"fixed": exp.resolve(profile)[0], "grid": exp.resolve(profile)[1]},
         "n_configs": len(configs),
@@ -277,10 +289,11 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         "status": "running",
         "groups": [],
     }
-    old = store.read_manifest(out)
+    manifest_path = out / store.manifest_name(shard)
+    old = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
     if old and not fresh and old.get("spec_hash") == manifest["spec_hash"]:
         manifest["groups"] = old.get("groups", [])
-    store.atomic_write_json(manifest, out / store.MANIFEST)
+    store.atomic_write_json(manifest, manifest_path)
 
     theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
     total_compile = total_run = 0.0
@@ -317,12 +330,13 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
                 "n_configs": len(group.configs), "chunk_size": group.chunk_size, "chunks": len(chunks),
                 "compile_s": round(compile_s, 3), "run_s": round(run_s, 3),
             })
-            store.atomic_write_json(manifest, out / store.MANIFEST)
+            store.atomic_write_json(manifest, manifest_path)
     finally:
         bar.close()
 
-    store.consolidate(out)
+    if shard is None:  # shards leave the merge to load_results (others may still be running)
+        store.consolidate(out)
     manifest.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
                     compile_s=round(total_compile, 3), run_s=round(total_run, 3))
-    store.atomic_write_json(manifest, out / store.MANIFEST)
+    store.atomic_write_json(manifest, manifest_path)
     return SweepSummary(out, len(configs), len(configs) - len(todo), len(groups), total_compile, total_run)

@@ -155,3 +155,33 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
             chunk = n_devices * math.ceil(chunk / n_devices)
             groups.append(Group(program, bucket_configs, chunk, cost.seconds(deepest, flops, layers)))
     return groups
+
+
+def shard_slice(configs: list, index: int, count: int, cost: CostModel = CostModel()) -> list:
+    """The ``index``-th of ``count`` disjoint slices of a sweep, balanced by estimated seconds.
+
+    Configs are ordered by compiled program, then cut into contiguous runs of
+    about equal estimated run time, so a shard compiles few programs. The cut
+    depends only on the full config list, never on what is already finished,
+    so every job of an array computes the same partition.
+    """
+    if not 0 <= index < count:
+        raise ValueError(f"shard index must be in [0, {count}), got {index}")
+
+    def key(cfg):
+        return (tuple(str(cfg[k]) for k in STATIC), cfg["layers"], inits.family(cfg["init"]), cfg["depth"])
+
+    ordered = sorted(configs, key=key)
+    weights = []
+    for cfg in ordered:
+        n_in, n_out = _dims(cfg["dataset"])
+        weights.append(flops_per_config(cfg.values, cfg["depth"], n_in, n_out) / cost.flops_per_s + 1e-3)
+    total = sum(weights)
+    start_at, stop_at = total * index / count, total * (index + 1) / count
+    out, acc = [], 0.0
+    for cfg, w in zip(ordered, weights):
+        middle = acc + w / 2
+        if start_at <= middle < stop_at:
+            out.append(cfg)
+        acc += w
+    return out

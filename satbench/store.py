@@ -83,6 +83,24 @@ def write_part(out: Path, part_id: str, tables: dict[str, pd.DataFrame]) -> Path
     return final
 
 
+def remove_unfinished(out: Path, older_than_s: float = 3600.0) -> int:
+    """Delete temporary part folders a killed sweep left behind; returns how many.
+
+    Only old ones: another shard or process may be writing into the same folder now.
+    """
+    import time
+
+    parts = Path(out) / PARTS
+    if not parts.is_dir():
+        return 0
+    now = time.time()
+    stale = [p for p in parts.iterdir()
+             if p.name.startswith(".tmp-") and now - p.stat().st_mtime > older_than_s]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(stale)
+
+
 def part_dirs(out: Path) -> list[Path]:
     parts = Path(out) / PARTS
     if not parts.is_dir():
@@ -159,9 +177,19 @@ def atomic_write_json(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def manifest_name(shard: tuple[int, int] | None) -> str:
+    """``manifest.json``, or one file per shard so shards never write the same file."""
+    return MANIFEST if shard is None else f"manifest-shard-{shard[0]}-of-{shard[1]}.json"
+
+
 def read_manifest(out: Path) -> dict | None:
-    path = Path(out) / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else None
+    """The whole-sweep manifest, else any shard's (they share the spec)."""
+    out = Path(out)
+    candidates = [out / MANIFEST, *sorted(out.glob("manifest-shard-*.json"))] if out.is_dir() else []
+    for path in candidates:
+        if path.exists():
+            return json.loads(path.read_text())
+    return None
 
 
 def clear(out: Path) -> None:
@@ -170,3 +198,5 @@ def clear(out: Path) -> None:
     shutil.rmtree(out / PARTS, ignore_errors=True)
     for name in [*(f"{t}.parquet" for t in TABLES + OPTIONAL_TABLES), MANIFEST]:
         (out / name).unlink(missing_ok=True)
+    for path in out.glob("manifest-shard-*.json"):
+        path.unlink()

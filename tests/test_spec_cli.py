@@ -78,6 +78,9 @@ def test_cli_option_errors(tmp_path, tiny_toml):
     blocker.write_text("x")
     r = runner.invoke(cli.main, ["run", str(tiny_toml), "--out", str(blocker), "--quiet"])
     assert r.exit_code == 2 and "is not a folder" in r.stderr and blocker.read_text() == "x"
+    for bad in ["3", "1/0", "3/3", "-1/2", "a/b"]:
+        r = runner.invoke(cli.main, ["run", str(tiny_toml), "--shard", bad, "--out", str(tmp_path / "s")])
+        assert r.exit_code == 2 and "--shard must be I/N" in r.stderr and not (tmp_path / "s").exists()
     r = runner.invoke(cli.main, ["plot", str(tiny_toml), "--results", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "no such folder" in r.stderr
 
