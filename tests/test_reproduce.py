@@ -25,3 +25,12 @@ def test_glorot2010_quick_reproduces_fig2(tmp_path):
     r = CliRunner().invoke(cli.main, ["reproduce", "glorot2010", "--results-root", str(tmp_path)])
     assert r.exit_code == 0, r.output + r.stderr
     assert r.output.count("PASS") == 4 and "FAIL" not in r.output
+
+
+def test_schoenholz2017_depth60_row_follows_6_xi_c(tmp_path):
+    """Schoenholz et al. 2017 at L = 60 (beyond 6ξ_c for σ_w² = 1 and 4): those stay near chance,
+    near-critical σ_w² trains. The 'row60' profile is the quick grid's L = 60 row."""
+    r = CliRunner().invoke(cli.main, ["reproduce", "schoenholz2017", "--profile", "row60",
+                                      "--results-root", str(tmp_path)])
+    assert r.exit_code == 0, r.output + r.stderr
+    assert r.output.count("PASS") == 3 and "FAIL" not in r.output
