@@ -34,3 +34,10 @@ def test_schoenholz2017_depth60_row_follows_6_xi_c(tmp_path):
                                       "--results-root", str(tmp_path)])
     assert r.exit_code == 0, r.output + r.stderr
     assert r.output.count("PASS") == 3 and "FAIL" not in r.output
+
+
+def test_klambauer2017_selu_keeps_moments_at_the_fixed_point(tmp_path):
+    """SELU at σ_w² = 1, width 512, depth 32: per-layer mean within ±0.03 and variance in [0.9, 1.1]."""
+    r = CliRunner().invoke(cli.main, ["reproduce", "klambauer2017", "--results-root", str(tmp_path)])
+    assert r.exit_code == 0, r.output + r.stderr
+    assert r.output.count("PASS") == 2 and "FAIL" not in r.output
