@@ -60,5 +60,5 @@ def run_experiment(experiment, profile=None, out=None, **options):
 
     exp = spec.load(experiment) if isinstance(experiment, str) else experiment
     profile = profile or spec.default_profile(exp)
-    out = out or _Path("results") / exp.name / (profile or "base")
+    out = out or spec.default_out(exp, profile)
     return engine.run_experiment(exp, profile, out, **options)

@@ -32,10 +32,6 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-def _default_out(exp: spec.Experiment, profile: str | None) -> Path:
-    return Path("results") / exp.name / (profile or "base")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """Measure vanishing, exploding and saturating gradients over vmapped sweeps."""
@@ -58,7 +54,7 @@ def run(experiment, profile, out, max_chunk, fresh, no_plot, no_bucketing, shard
         exp = spec.load(experiment)
         profile = profile or spec.default_profile(exp)
         exp.resolve(profile)
-        out = out or _default_out(exp, profile)
+        out = out or spec.default_out(exp, profile)
         shard = _parse_shard(shard)
         from satbench import engine  # imported late: validation needs no JAX
 
@@ -94,7 +90,7 @@ def plot(experiment, profile, results):
     try:
         exp = spec.load(experiment)
         profile = profile or spec.default_profile(exp)
-        results = results or _default_out(exp, profile)
+        results = results or spec.default_out(exp, profile)
         if not results.is_dir():
             raise spec.SpecError(f"--results {results}: no such folder; run `satbench run {experiment}` first")
         _plot(exp, results)
@@ -161,7 +157,7 @@ def reproduce(names, all_, profile, results_root):
         _fail(err)
     failed = []
     for exp in exps:
-        out = results_root / exp.name / profile
+        out = spec.default_out(exp, profile, results_root)
         t0 = time.perf_counter()
         engine.run_experiment(exp, profile, out, progress=True)
         _plot(exp, out)

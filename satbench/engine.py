@@ -97,8 +97,9 @@ _PAD_VALUES = {"seed": 0, "sigma_w2": 1.0, "sigma_b2": 0.0, "learning_rate": 0.0
 
 
 def record_tables(program: train.Program, configs: list, record: train.Record, experiment: str,
-                  chunk_seconds: float, theory_rows: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """Long-form runs/layers/curves rows of one chunk (padding lanes dropped)."""
+                  chunk_seconds: float, theory_rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Long-form runs/layers/curves rows of one chunk (padding lanes dropped);
+    ``theory_rows`` (from ``theory_columns``) supplies the mean-field columns."""
     n = len(configs)
     rec = jax.tree.map(lambda a: np.asarray(a)[:n], record)
     ids = [c.config_id for c in configs]
@@ -159,10 +160,7 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
             "layers_mode": program.arch.layers,
             **({k: float(v[i]) for k, v in jac.items()} if jac else {}),
         })
-    runs = pd.DataFrame(rows)
-    if theory_rows is None:
-        theory_rows = theory_columns(runs)
-    runs = runs.join(theory_rows, on="config_id")
+    runs = pd.DataFrame(rows).join(theory_rows, on="config_id")
     for col in ("diverged_step", "steps_to_target"):
         runs[col] = runs[col].astype("Int64")
     runs["target_loss"] = runs["target_loss"].astype("float64")
@@ -193,14 +191,13 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
         for col in ("q_star", "chi1", "xi_c"):
             runs.loc[idx, col] = t[col]
         runs.loc[idx, "phase"] = t["phase"]
-        for i in idx:
-            row = runs.loc[i]
-            if row["jacobian_samples"] > 0:
-                kind = "orthogonal" if row["init"] == "orthogonal" else "gaussian"
-                with jax.enable_x64(True):
-                    mean, var = theory.jacobian_moments(act, row["mf_sigma_w2"], row["sigma_b2"],
-                                                        int(row["depth"]) - 1, kind)
-                runs.loc[i, ["jac_mean_s2_theory", "jac_var_s2_theory"]] = [float(mean), float(var)]
+    probed = runs[runs["jacobian_samples"] > 0]
+    weights = np.where(probed["init"] == "orthogonal", "orthogonal", "gaussian")
+    keys = ["activation", "mf_sigma_w2", "sigma_b2", "depth"]
+    for (act, sw2, sb2, depth, kind), idx in probed.assign(weights=weights).groupby(keys + ["weights"]).groups.items():
+        with jax.enable_x64(True):  # ∂h_L/∂h_1 is a product of depth − 1 layer Jacobians
+            mean, var = theory.jacobian_moments(act, sw2, sb2, int(depth) - 1, kind)
+        runs.loc[idx, ["jac_mean_s2_theory", "jac_var_s2_theory"]] = [float(mean), float(var)]
     return runs.set_index("config_id")[list(THEORY_COLUMNS)]
 
 

@@ -83,7 +83,7 @@ def family(name: str) -> str:
     """Inits of one family share a compiled program, the rule picked per lane by index.
 
     Elementwise rules cost one pass over the noise, so a program evaluates all
-    of them and selects; orthogonal needs a QR per layer, so it stays apart.
+    of them and selects; orthogonal needs an SVD per layer, so it stays apart.
     """
     get_init(name)
     return "orthogonal" if name == "orthogonal" else "elementwise"

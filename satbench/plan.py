@@ -78,6 +78,11 @@ class Group:
         return [self.configs[i : i + n] for i in range(0, len(self.configs), n)]
 
 
+def program_key(cfg) -> tuple:
+    """What a config's compiled program depends on, apart from depth (bucketed here)."""
+    return tuple(cfg[k] for k in STATIC) + (cfg["layers"], inits.family(cfg["init"]))
+
+
 def _dims(dataset_name: str) -> tuple[int, int]:
     ds = data.load(dataset_name)
     return ds.n_in, ds.n_classes
@@ -119,8 +124,7 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
     """
     by_static: dict[tuple, list] = defaultdict(list)
     for cfg in configs:
-        key = tuple(cfg[k] for k in STATIC) + (cfg["layers"], inits.family(cfg["init"]))
-        by_static[key].append(cfg)
+        by_static[program_key(cfg)].append(cfg)
 
     groups = []
     for key, members in by_static.items():
@@ -168,10 +172,7 @@ def shard_slice(configs: list, index: int, count: int, cost: CostModel = CostMod
     if not 0 <= index < count:
         raise ValueError(f"shard index must be in [0, {count}), got {index}")
 
-    def key(cfg):
-        return (tuple(str(cfg[k]) for k in STATIC), cfg["layers"], inits.family(cfg["init"]), cfg["depth"])
-
-    ordered = sorted(configs, key=key)
+    ordered = sorted(configs, key=lambda cfg: (tuple(map(str, program_key(cfg))), cfg["depth"]))
     weights = []
     for cfg in ordered:
         n_in, n_out = _dims(cfg["dataset"])

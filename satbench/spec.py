@@ -161,6 +161,11 @@ class Experiment:
         return config_id({"fixed": fixed, "grid": grid})
 
 
+def default_out(exp: Experiment, profile: str | None, root: Path = Path("results")) -> Path:
+    """Where a sweep's results go unless told: ``results/<name>/<profile>``."""
+    return Path(root) / exp.name / (profile or "base")
+
+
 def default_profile(exp: Experiment) -> str | None:
     return "quick" if "quick" in exp.profiles else None
 

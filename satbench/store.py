@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -88,8 +89,6 @@ def remove_unfinished(out: Path, older_than_s: float = 3600.0) -> int:
 
     Only old ones: another shard or process may be writing into the same folder now.
     """
-    import time
-
     parts = Path(out) / PARTS
     if not parts.is_dir():
         return 0
