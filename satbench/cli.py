@@ -175,8 +175,8 @@ def reproduce(names, all_, profile, results_root):
 
 @main.command(name="list")
 def list_():
-    """Activations, inits, optimizers, datasets, experiments and figures."""
-    from satbench import activations, data, inits, plots, train
+    """Activations, inits, optimizers, remedies, datasets, experiments and figures."""
+    from satbench import activations, data, inits, plots, remedies, train
 
     def section(title, rows):
         click.echo(f"{title}:")
@@ -190,6 +190,10 @@ def list_():
     ])
     section("inits", [f"{n:<15} {(inits.INITS[n].__doc__ or '').splitlines()[0]}" for n in inits.known_inits()])
     section("optimizers", list(train.OPTIMIZERS))
+    section("remedies (remedy = NAME applies these settings)", [
+        f"{n:<11} {r.description}  [{', '.join(f'{k}={v}' for k, v in r.settings.items())}]"
+        for n, r in remedies.REMEDIES.items()
+    ])
     section("datasets", data.known_datasets())
     exps = []
     for name in spec.known_experiments():

@@ -87,13 +87,16 @@ def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) 
         target_loss=np.array(target, np.float32),
         depth=np.array([r["depth"] for r in rows], np.int32),
         init_index=np.array([program.arch.init.index(r["init"]) for r in rows], np.int32),
+        residual_scale=np.array([r["residual_scale"] for r in rows], np.float32),
+        clip_norm=np.array([np.inf if r["clip_norm"] is None else r["clip_norm"] for r in rows], np.float32),
     )
     if sharding is None:
         return jax.tree.map(jnp.asarray, lane)
     return jax.device_put(lane, sharding)
 
 
-_PAD_VALUES = {"seed": 0, "sigma_w2": 1.0, "sigma_b2": 0.0, "learning_rate": 0.01, "target_loss": None}
+_PAD_VALUES = {"seed": 0, "sigma_w2": 1.0, "sigma_b2": 0.0, "learning_rate": 0.01, "target_loss": None,
+               "residual_scale": 1.0, "clip_norm": None}
 
 
 def record_tables(program: train.Program, configs: list, record: train.Record, experiment: str,
@@ -153,6 +156,8 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
             "diverged_step": int(rec.diverged_step[i]) if rec.diverged[i] else pd.NA,
             "last_finite_loss": float(rec.last_finite_loss[i]),
             "steps_to_target": int(rec.steps_to_target[i]) if rec.steps_to_target[i] >= 0 else pd.NA,
+            "clip_rate": float(rec.clip_rate[i]),
+            "max_grad_norm": float(rec.max_grad_norm[i]),
             "grad_decay": probes.decay_rate(rec.layers["grad_norm"][i, 0, :d]),
             "time_per_step_s": chunk_seconds / max(cfg["steps"], 1),
             "chunk_lanes": n,
@@ -163,7 +168,8 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
     runs = pd.DataFrame(rows).join(theory_rows, on="config_id")
     for col in ("diverged_step", "steps_to_target"):
         runs[col] = runs[col].astype("Int64")
-    runs["target_loss"] = runs["target_loss"].astype("float64")
+    for col in ("target_loss", "clip_norm"):
+        runs[col] = runs[col].astype("float64")
     tables["runs"] = runs  # written last: a part's runs rows mark its configs finished
     return tables
 
@@ -175,7 +181,8 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     """Mean-field prediction for each config's (activation, σ_w², σ_b²), indexed by
     config_id, so figures can overlay theory without recomputing: mf_sigma_w2,
     q_star, chi1, xi_c, phase, and the Jacobian spectrum's predicted mean and
-    variance of s² where spectra are probed. One vmapped call per activation."""
+    variance of s² where spectra are probed. One vmapped call per activation.
+    The theory is that of the plain MLP: normalised or residual nets get NaN."""
     from satbench import inits, theory
 
     if configs.empty:
@@ -185,13 +192,14 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     for col in ("q_star", "chi1", "xi_c", "jac_mean_s2_theory", "jac_var_s2_theory"):
         runs[col] = np.nan
     runs["phase"] = ""
-    for act, idx in runs.groupby("activation").groups.items():
+    plain = runs[(runs["norm"] == "none") & ~runs["residual"].astype(bool)]
+    for act, idx in plain.groupby("activation").groups.items():
         sub = runs.loc[idx]
         t = theory.summaries(act, sub["mf_sigma_w2"].to_numpy(), sub["sigma_b2"].to_numpy())
         for col in ("q_star", "chi1", "xi_c"):
             runs.loc[idx, col] = t[col]
         runs.loc[idx, "phase"] = t["phase"]
-    probed = runs[runs["jacobian_samples"] > 0]
+    probed = plain[plain["jacobian_samples"] > 0]
     weights = np.where(probed["init"] == "orthogonal", "orthogonal", "gaussian")
     keys = ["activation", "mf_sigma_w2", "sigma_b2", "depth"]
     for (act, sw2, sb2, depth, kind), idx in probed.assign(weights=weights).groupby(keys + ["weights"]).groups.items():
@@ -199,6 +207,14 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
             mean, var = theory.jacobian_moments(act, sw2, sb2, int(depth) - 1, kind)
         runs.loc[idx, ["jac_mean_s2_theory", "jac_var_s2_theory"]] = [float(mean), float(var)]
     return runs.set_index("config_id")[list(THEORY_COLUMNS)]
+
+
+def program_label(program: train.Program) -> str:
+    """A short human name of a compiled program, for progress bars and the manifest."""
+    arch = program.arch
+    extras = [arch.norm] if arch.norm != "none" else []
+    extras += ["residual"] if arch.residual else []
+    return "/".join([arch.activation, "|".join(arch.init), *extras]) + f" d={arch.depth} w={arch.width}"
 
 
 def _part_id(configs: list) -> str:
@@ -298,7 +314,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
     try:
         for gi, group in enumerate(groups):
             prog = group.program
-            label = f"{prog.arch.activation}/{'|'.join(prog.arch.init)} d={prog.arch.depth} w={prog.arch.width}"
+            label = program_label(prog)
             bar.set_description(f"[{gi + 1}/{len(groups)}] compile {label}")
             dataset = train.data_arrays(data.load(prog.dataset))
             if replicated is not None:

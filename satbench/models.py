@@ -5,6 +5,11 @@ a leading axis so they can run under ``lax.scan`` (compile time flat in
 depth) or be unrolled (faster for shallow stacks). The forward pass returns
 every pre-activation, and accepts additive ``taps`` on them, so probes read
 ``h_l`` and ``∂L/∂h_l`` without hooks.
+
+Remedies are options of the same module, not forks of it: ``norm``
+normalises each pre-activation before φ (BatchNorm with per-lane batch
+statistics, or LayerNorm), ``residual`` adds the layer to its input,
+``h ← h + α·φ(norm(W h + b))``, for layers 2..depth (layer 1 changes the width).
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from flax import nnx
 from satbench import activations, inits
 
 LAYER_MODES = ("scan", "unroll")
+NORMS = ("none", "batchnorm", "layernorm")
+#: added to the variance before the square root (as in Ioffe & Szegedy 2015)
+NORM_EPS = 1e-5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +41,8 @@ class Architecture:
     activation: str
     init: str | tuple[str, ...]  # several: the rule is chosen per lane by ``init_index``
     layers: str = "scan"  # "scan" | "unroll"
+    norm: str = "none"  # "none" | "batchnorm" | "layernorm", before each φ
+    residual: bool = False  # layers 2..depth add their input back
 
     def __post_init__(self):
         if isinstance(self.init, str):
@@ -41,11 +51,38 @@ class Architecture:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
         if self.layers not in LAYER_MODES:
             raise ValueError(f"layers must be one of {LAYER_MODES}, got {self.layers!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if self.residual and self.depth < 2:
+            raise ValueError(f"residual needs depth >= 2 (layer 1 changes the width), got {self.depth}")
+
+
+class NormStats(NamedTuple):
+    """Per-layer, per-unit BatchNorm statistics: (depth, width) each."""
+
+    mean: jax.Array
+    var: jax.Array
+
+
+class Context(NamedTuple):
+    """What a forward pass needs besides the parameters, per lane.
+
+    active: (depth,) bool or None; an inactive layer is the identity
+      (pad-and-mask batching of several depths in one program).
+    residual_scale: α of residual layers.
+    stats: BatchNorm statistics to normalise with (running averages at
+      evaluation); None normalises with the batch's own (training).
+    """
+
+    active: jax.Array | None = None
+    residual_scale: jax.Array | float = 1.0
+    stats: NormStats | None = None
 
 
 class Forward(NamedTuple):
     logits: jax.Array  # (batch, n_out)
-    preacts: jax.Array  # (depth, batch, width): h_l = W_l φ(h_{l-1}) + b_l
+    preacts: jax.Array  # (depth, batch, width): the input of each φ (after norm, if any)
+    batch_stats: NormStats | None  # the batch's BatchNorm statistics (None without batchnorm)
 
 
 class MLP(nnx.Module):
@@ -70,41 +107,68 @@ class MLP(nnx.Module):
         self.b_hidden = nnx.Param(noise["b_hidden"] * bias_scale)
         self.w_out = nnx.Param(rule(noise["w_out"], sigma_w2))
         self.b_out = nnx.Param(noise["b_out"] * bias_scale)
+        if arch.norm != "none":  # learned per-unit scale γ and shift β after normalising
+            self.norm_scale = nnx.Param(jnp.ones((arch.depth, w)))
+            self.norm_shift = nnx.Param(jnp.zeros((arch.depth, w)))
 
-    def __call__(self, x, taps=None, active=None) -> Forward:
+    def __call__(self, x, ctx: Context = Context(), taps=None) -> Forward:
         """Forward pass.
 
-        taps: optional (depth, batch, width) added to the pre-activations; the
+        ctx: the lane's depth mask, residual scale and BatchNorm statistics.
+        taps: optional (depth, batch, width) added to the inputs of φ; the
           gradient with respect to them is ∂L/∂h_l.
-        active: optional (depth,) boolean mask; an inactive layer is the
-          identity (pad-and-mask batching of several depths in one program).
         """
         arch = self.arch
         phi = activations.get_activation(arch.activation)
+        depth, width = arch.depth, arch.width
         if taps is None:
-            taps = jnp.zeros((arch.depth, x.shape[0], arch.width), x.dtype)
-        if active is None:
-            active = jnp.ones((arch.depth,), bool)
+            taps = jnp.zeros((depth, x.shape[0], width), x.dtype)
+        active = jnp.ones((depth,), bool) if ctx.active is None else ctx.active
+        if arch.norm == "none":
+            scale = shift = jnp.zeros((depth, 0), x.dtype)  # unused placeholders for scan
+        else:
+            scale, shift = self.norm_scale[...], self.norm_shift[...]
+        stats = ctx.stats if ctx.stats is not None else NormStats(*(jnp.zeros((depth, width), x.dtype),) * 2)
+        use_batch = ctx.stats is None
 
-        h1 = x @ self.w_in[...] + self.b_in[...] + taps[0]
+        def normalise(h, gamma, beta, mean, var):
+            if arch.norm == "none":
+                return h, jnp.zeros(width, h.dtype), jnp.zeros(width, h.dtype)
+            if arch.norm == "layernorm":
+                mu, v = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
+                return (h - mu) * jax.lax.rsqrt(v + NORM_EPS) * gamma + beta, mean, var
+            if use_batch:
+                mean, var = h.mean(0), h.var(0)
+            return (h - mean) * jax.lax.rsqrt(var + NORM_EPS) * gamma + beta, mean, var
+
+        h1, mean1, var1 = normalise(x @ self.w_in[...] + self.b_in[...], scale[0], shift[0],
+                                    stats.mean[0], stats.var[0])
+        h1 = h1 + taps[0]
         a1 = phi(h1)
 
         def layer(a, inputs):
-            w, b, tap, on = inputs
-            h = a @ w + b + tap
-            return jnp.where(on, phi(h), a), h
+            w, b, tap, on, gamma, beta, mean, var = inputs
+            h, mean, var = normalise(a @ w + b, gamma, beta, mean, var)
+            h = h + tap
+            out = a + ctx.residual_scale * phi(h) if arch.residual else phi(h)
+            return jnp.where(on, out, a), (h, mean, var)
 
-        xs = (self.w_hidden[...], self.b_hidden[...], taps[1:], active[1:])
+        xs = (self.w_hidden[...], self.b_hidden[...], taps[1:], active[1:], scale[1:], shift[1:],
+              stats.mean[1:], stats.var[1:])
         if arch.layers == "scan":
-            a, hs = jax.lax.scan(layer, a1, xs)
+            a, (hs, means, variances) = jax.lax.scan(layer, a1, xs)
         else:
-            a, hs_list = a1, []
-            for i in range(arch.depth - 1):
-                a, h = layer(a, jax.tree.map(lambda t: t[i], xs))
-                hs_list.append(h)
-            hs = jnp.stack(hs_list) if hs_list else jnp.zeros((0,) + h1.shape, h1.dtype)
+            a, outs = a1, []
+            for i in range(depth - 1):
+                a, out = layer(a, jax.tree.map(lambda t: t[i], xs))
+                outs.append(out)
+            empty = (jnp.zeros((0,) + h1.shape, h1.dtype), jnp.zeros((0, width)), jnp.zeros((0, width)))
+            hs, means, variances = (jnp.stack(p) for p in zip(*outs)) if outs else empty
         logits = a @ self.w_out[...] + self.b_out[...]
-        return Forward(logits, jnp.concatenate([h1[None], hs], axis=0))
+        batch_stats = None
+        if arch.norm == "batchnorm":
+            batch_stats = NormStats(jnp.concatenate([mean1[None], means]), jnp.concatenate([var1[None], variances]))
+        return Forward(logits, jnp.concatenate([h1[None], hs], axis=0), batch_stats)
 
     def layer_weight_norms(self) -> jax.Array:
         """(depth,) Frobenius norms of the hidden weights; applied to a gradient state
@@ -137,6 +201,11 @@ def _split_noise(flat, shapes: dict) -> dict:
         out[name] = flat[offset : offset + size].reshape(shape)
         offset += size
     return out
+
+
+def initial_stats(arch: Architecture) -> NormStats:
+    """BatchNorm running averages before any step: zero mean, unit variance."""
+    return NormStats(jnp.zeros((arch.depth, arch.width)), jnp.ones((arch.depth, arch.width)))
 
 
 def init_state(arch: Architecture, key, sigma_w2, sigma_b2, init_index=0):

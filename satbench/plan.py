@@ -21,8 +21,11 @@ from satbench import data, inits, models, spec, train
 
 #: fields that never change the compiled program
 BATCHED = tuple(k for k, f in spec.FIELDS.items() if f.batched)
-#: fields that do, apart from depth (bucketed), layers (decided here) and init (by family)
-STATIC = tuple(k for k, f in spec.FIELDS.items() if not f.batched and k not in ("depth", "layers", "init"))
+#: fields that do, apart from depth (bucketed), layers (decided here), init (by family)
+#: and remedy (a label: its settings are in the other fields)
+STATIC = tuple(
+    k for k, f in spec.FIELDS.items() if not f.batched and k not in ("depth", "layers", "init", "remedy")
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +149,7 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
             arch = models.Architecture(
                 n_in=n_in, n_out=n_out, width=values["width"], depth=deepest,
                 activation=values["activation"], layers=layers,
+                norm=values["norm"], residual=values["residual"],
                 init=tuple(sorted({c["init"] for c in bucket_configs})),
             )
             program = train.Program(

@@ -11,12 +11,13 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from satbench import activations
+from satbench import activations, models
 
 #: |φ'(h)| below this fraction of max|φ'| counts as saturated.
 SATURATION_THRESHOLD = 0.05
 
-LAYER_FIELDS = ("grad_norm", "signal_norm", "preact_rms", "act_mean", "act_std", "sat_frac", "dead_frac")
+LAYER_FIELDS = ("grad_norm", "signal_norm", "preact_rms", "act_mean", "act_std", "sat_frac", "dead_frac",
+                "unit_p15", "unit_p50", "unit_p85")
 
 
 def cross_entropy(logits, labels):
@@ -24,24 +25,30 @@ def cross_entropy(logits, labels):
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def layer_probes(graphdef, params, x, y, activation: str, active=None) -> dict[str, jax.Array]:
+def layer_probes(graphdef, params, x, y, activation: str, ctx=models.Context()) -> dict[str, jax.Array]:
     """Every per-layer quantity, each of shape (depth,), on the probe batch (x, y).
 
+    ``ctx`` is the lane's forward context; BatchNorm nets are probed as they
+    train, with the probe batch's own statistics.
+
     grad_norm    ‖∂L/∂W_l‖_F
-    signal_norm  ‖∂L/∂h_l‖_F over the batch (h_l: pre-activations)
+    signal_norm  ‖∂L/∂h_l‖_F over the batch (h_l: the input of φ)
     preact_rms   √mean(h_l²): the measured √q_l of mean-field theory
     act_mean/std mean and std of φ(h_l) over units × examples
     sat_frac     fraction of units × examples with |φ'(h)| < 0.05·max|φ'|
                  (NaN for activations not registered as saturating: relu's zero
                  half is counted by dead_frac, not as saturation)
     dead_frac    fraction of units with φ'(h) = 0 on every example
+    unit_p15/50/85  15th/50th/85th percentile over the batch of one unit's
+                 φ input (the layer's first unit): how one input distribution
+                 moves during training (Ioffe & Szegedy 2015, Fig. 1)
     """
     model = nnx.merge(graphdef, params)
     arch = model.arch
     taps = jnp.zeros((arch.depth, x.shape[0], arch.width), x.dtype)
 
     def loss_fn(p, t):
-        fwd = nnx.merge(graphdef, p)(x, taps=t, active=active)
+        fwd = nnx.merge(graphdef, p)(x, ctx, taps=t)
         return cross_entropy(fwd.logits, y), fwd.preacts
 
     (g_params, g_taps), preacts = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(params, taps)
@@ -59,6 +66,7 @@ def layer_probes(graphdef, params, x, y, activation: str, active=None) -> dict[s
         if activations.get_entry(activation).saturating
         else jnp.full((arch.depth,), jnp.nan),
         "dead_frac": jnp.all(dphi == 0, axis=1).mean(axis=-1),
+        **{f"unit_p{q}": jnp.percentile(preacts[:, :, 0], q, axis=1) for q in (15, 50, 85)},
     }
 
 
@@ -88,21 +96,25 @@ def decay_rate(grad_norm, depth_first: int = 2):
     return float(np.exp(-slope))
 
 
-def jacobian_singular_values(graphdef, params, x, active=None) -> jax.Array:
+def jacobian_singular_values(graphdef, params, x, ctx=models.Context()) -> jax.Array:
     """Singular values of ∂h_L/∂h_1 for each example of ``x``: (n_examples, width).
 
     The map from the first pre-activation to the last is the product of the
     D_l W_l factors whose spectrum Pennington et al. (2017) predict; it is
-    square, so the spectrum does not depend on the input dimension.
+    square, so the spectrum does not depend on the input dimension. A
+    BatchNorm net is differentiated with the statistics of the batch ``x``
+    held fixed (one example has no batch statistics of its own).
     """
     model = nnx.merge(graphdef, params)
     arch = model.arch
     # in a padded program the lane's last layer is its last active one
-    last = arch.depth - 1 if active is None else jnp.sum(active) - 1
+    last = arch.depth - 1 if ctx.active is None else jnp.sum(ctx.active) - 1
+    if arch.norm == "batchnorm" and ctx.stats is None:
+        ctx = ctx._replace(stats=model(x, ctx).batch_stats)
 
     def last_preact(tap, example):
         taps = jnp.zeros((arch.depth, 1, arch.width), example.dtype).at[0, 0].set(tap)
-        return model(example[None], taps=taps, active=active).preacts[last, 0]
+        return model(example[None], ctx, taps=taps).preacts[last, 0]
 
     def one(example):
         jac = jax.jacfwd(last_preact)(jnp.zeros((arch.width,), example.dtype), example)

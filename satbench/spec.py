@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from satbench import activations, data, inits, train
+from satbench import activations, data, inits, models, remedies, train
 
 MAX_CONFIGS = 200_000
 
@@ -88,6 +88,13 @@ FIELDS: dict[str, Field] = {
     "target_loss": Field(float, None, "train loss that counts as trained", _positive, batched=True, optional=True),
     "layers": Field(str, "auto", "layer stack: scan, unroll or auto (planner)",
                     _choices(lambda: ["auto", "scan", "unroll"])),
+    "norm": Field(str, "none", "normalisation before each φ", _choices(lambda: list(models.NORMS))),
+    "residual": Field(bool, False, "skip connections h ← h + α·F(h) on layers 2..depth"),
+    "residual_scale": Field(float, 1.0, "α of residual layers", _positive, batched=True),
+    "clip_norm": Field(float, None, "global gradient-norm clipping threshold", _positive, batched=True,
+                       optional=True),
+    "remedy": Field(str, None, "named bundle of init/norm/residual settings (satbench list)",
+                    _choices(remedies.known_remedies), optional=True),
 }
 
 EXPERIMENT_KEYS = {"name": str, "description": str, "reference": str, "figures": list}
@@ -148,13 +155,15 @@ class Experiment:
         base = {k: f.default for k, f in FIELDS.items()}
         base.update(fixed)
         keys = list(grid)
-        configs = []
+        configs = {}
         for combo in itertools.product(*(grid[k] for k in keys)):
             values = dict(base)
             values.update(zip(keys, combo))
+            values = remedies.apply(values)
             _check_consistency(values, where)
-            configs.append(Config(values))
-        return configs
+            config = Config(values)
+            configs.setdefault(config.config_id, config)  # a remedy can make grid points equal
+        return list(configs.values())
 
     def spec_hash(self, profile: str | None) -> str:
         fixed, grid = self.resolve(profile)
@@ -176,7 +185,7 @@ def _check_value(key: str, value: Any, where: str) -> Any:
         raise SpecError(f"{where}: unknown field {key!r}; allowed: {', '.join(FIELDS)}")
     field = FIELDS[key]
     kind = field.kind
-    ok = isinstance(value, kind) and not isinstance(value, bool)
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if not ok:
@@ -216,6 +225,10 @@ def _check_consistency(values: dict, where: str) -> None:
         raise SpecError(f"{where}: log_every ({log_every}) must divide steps ({steps})")
     if probe_every % log_every:
         raise SpecError(f"{where}: probe_every ({probe_every}) must be a multiple of log_every ({log_every})")
+    if values["residual"] and values["depth"] < 2:
+        raise SpecError(f"{where}: residual needs depth >= 2 (layer 1 changes the width), got depth {values['depth']}")
+    if values["norm"] == "batchnorm" and min(values["batch_size"], values["probe_batch"]) < 2:
+        raise SpecError(f"{where}: batchnorm needs batch_size and probe_batch >= 2 (batch statistics)")
 
 
 def parse(text: str, source: str = "<string>") -> Experiment:

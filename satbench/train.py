@@ -78,6 +78,8 @@ class Lane(NamedTuple):
     target_loss: jax.Array  # NaN: no target
     depth: jax.Array  # active depth; equals arch.depth unless the program is masked
     init_index: jax.Array  # which of arch.init this lane uses
+    residual_scale: jax.Array  # α of residual layers (unused without residual)
+    clip_norm: jax.Array  # global-norm clipping threshold; inf: no clipping
 
 
 class Data(NamedTuple):
@@ -99,6 +101,8 @@ class Record(NamedTuple):
     diverged_step: jax.Array  # int32, -1 if never
     last_finite_loss: jax.Array  # minibatch loss of the last finite step
     steps_to_target: jax.Array  # int32, -1 if not reached (or no target)
+    clip_rate: jax.Array  # fraction of steps whose gradient norm exceeded clip_norm
+    max_grad_norm: jax.Array  # largest global gradient norm of any step
 
 
 class TrainState(NamedTuple):
@@ -108,10 +112,23 @@ class TrainState(NamedTuple):
     diverged: jax.Array
     diverged_step: jax.Array
     last_finite_loss: jax.Array
+    norm_stats: models.NormStats  # BatchNorm running averages, used at evaluation
+    clipped_steps: jax.Array
+    max_grad_norm: jax.Array
 
 
-def make_optimizer(name: str, learning_rate, momentum: float) -> optax.GradientTransformation:
-    """An optax optimizer; the learning rate may be a traced (vmapped) value."""
+#: weight of the old value in BatchNorm's running averages (short runs: a short memory)
+BATCHNORM_MOMENTUM = 0.9
+
+
+def make_optimizer(name: str, learning_rate, momentum: float, clip_norm=jnp.inf) -> optax.GradientTransformation:
+    """An optax optimizer after global-norm clipping; learning rate and clip
+    threshold may be traced (vmapped) values. An infinite threshold leaves
+    every gradient exactly as it is."""
+    return optax.chain(optax.clip_by_global_norm(clip_norm), _base_optimizer(name, learning_rate, momentum))
+
+
+def _base_optimizer(name: str, learning_rate, momentum: float) -> optax.GradientTransformation:
     if name == "sgd":
         return optax.sgd(learning_rate)
     if name == "momentum":
@@ -131,7 +148,7 @@ def _all_finite(tree) -> jax.Array:
 EVAL_BLOCK = 256
 
 
-def _blocked_loss_accuracy(model, x, y, active):
+def _blocked_loss_accuracy(model, x, y, ctx):
     """Mean cross-entropy and accuracy over (x, y), evaluated in blocks under ``lax.map``.
 
     Fixed-size blocks in a loop keep the activations in memory bounded and the
@@ -146,7 +163,7 @@ def _blocked_loss_accuracy(model, x, y, active):
 
     def block(args):
         xs, ys, ws = args
-        logits = model(xs, active=active).logits
+        logits = model(xs, ctx).logits
         nll = optax.softmax_cross_entropy_with_integer_labels(logits, ys)
         return jnp.sum(nll * ws), jnp.sum((jnp.argmax(logits, -1) == ys) * ws)
 
@@ -161,7 +178,9 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     init_key, batch_key = jax.random.split(key)
     graphdef, params = models.init_state(arch, init_key, lane.sigma_w2, lane.sigma_b2, lane.init_index)
     active = jnp.arange(arch.depth) < lane.depth if program.masked else None
-    optimizer = make_optimizer(program.optimizer, lane.learning_rate, program.momentum)
+    ctx = models.Context(active=active, residual_scale=lane.residual_scale)
+    optimizer = make_optimizer(program.optimizer, lane.learning_rate, program.momentum, lane.clip_norm)
+    batchnorm = arch.norm == "batchnorm"
 
     n_train = data.x_train.shape[0]
     n_eval = min(program.eval_size, n_train)
@@ -172,30 +191,43 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     x_probe, y_probe = data.x_train[:n_probe], data.y_train[:n_probe]
 
     def loss_fn(p, x, y):
-        return probes.cross_entropy(nnx.merge(graphdef, p)(x, active=active).logits, y)
+        fwd = nnx.merge(graphdef, p)(x, ctx)
+        return probes.cross_entropy(fwd.logits, y), fwd.batch_stats
 
-    def evaluate(p):
+    def evaluate(p, norm_stats):
         model = nnx.merge(graphdef, p)
-        loss, acc = _blocked_loss_accuracy(model, x_eval, y_eval, active)
-        _, test_acc = _blocked_loss_accuracy(model, x_test, y_test, active)
+        eval_ctx = ctx._replace(stats=norm_stats if batchnorm else None)
+        loss, acc = _blocked_loss_accuracy(model, x_eval, y_eval, eval_ctx)
+        _, test_acc = _blocked_loss_accuracy(model, x_test, y_test, eval_ctx)
         return loss, acc, test_acc
 
     x_jac = data.x_train[: program.jacobian_samples]
 
     def probe(p):
-        out = probes.layer_probes(graphdef, p, x_probe, y_probe, arch.activation, active)
+        out = probes.layer_probes(graphdef, p, x_probe, y_probe, arch.activation, ctx)
         if program.jacobian_samples:
-            out["spectra"] = probes.jacobian_singular_values(graphdef, p, x_jac, active)
+            jac_ctx = ctx
+            if batchnorm:  # the probe batch's statistics, held fixed
+                jac_ctx = ctx._replace(stats=nnx.merge(graphdef, p)(x_probe, ctx).batch_stats)
+            out["spectra"] = probes.jacobian_singular_values(graphdef, p, x_jac, jac_ctx)
         return out
 
     def sgd_step(s: TrainState, _):
         idx = jax.random.randint(
             jax.random.fold_in(batch_key, s.step), (program.batch_size,), 0, n_train
         )
-        loss, grads = jax.value_and_grad(loss_fn)(s.params, data.x_train[idx], data.y_train[idx])
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            s.params, data.x_train[idx], data.y_train[idx]
+        )
+        grad_norm = optax.tree.norm(grads)
         ok = jnp.isfinite(loss) & _all_finite(grads)
         updates, opt_state = optimizer.update(grads, s.opt_state, s.params)
         params = optax.apply_updates(s.params, updates)
+        norm_stats = s.norm_stats
+        if batchnorm:
+            norm_stats = jax.tree.map(
+                lambda old, new: BATCHNORM_MOMENTUM * old + (1 - BATCHNORM_MOMENTUM) * new, s.norm_stats, batch_stats
+            )
         frozen = s.diverged | ~ok  # a non-finite lane keeps its last finite parameters
         keep = lambda new, old: jnp.where(frozen, old, new)  # noqa: E731
         return TrainState(
@@ -205,11 +237,14 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
             diverged=frozen,
             diverged_step=jnp.where(~s.diverged & ~ok, s.step, s.diverged_step),
             last_finite_loss=jnp.where(frozen, s.last_finite_loss, loss),
+            norm_stats=jax.tree.map(keep, norm_stats, s.norm_stats),
+            clipped_steps=s.clipped_steps + (~frozen & (grad_norm > lane.clip_norm)),
+            max_grad_norm=jnp.where(frozen, s.max_grad_norm, jnp.maximum(s.max_grad_norm, grad_norm)),
         ), None
 
     def log_segment(s, _):
         s, _ = jax.lax.scan(sgd_step, s, None, length=program.log_every)
-        return s, evaluate(s.params)
+        return s, evaluate(s.params, s.norm_stats)
 
     def probe_segment(s, _):
         s, evals = jax.lax.scan(log_segment, s, None, length=program.probe_interval // program.log_every)
@@ -222,8 +257,11 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         diverged=jnp.zeros((), bool),
         diverged_step=jnp.full((), -1, jnp.int32),
         last_finite_loss=jnp.full((), jnp.nan, jnp.float32),
+        norm_stats=models.initial_stats(arch),
+        clipped_steps=jnp.zeros((), jnp.int32),
+        max_grad_norm=jnp.zeros((), jnp.float32),
     )
-    evals = [jax.tree.map(lambda v: v[None], evaluate(params))]
+    evals = [jax.tree.map(lambda v: v[None], evaluate(params, state.norm_stats))]
     layer_parts = [jax.tree.map(lambda v: v[None], probe(params))]
 
     n_full = program.steps // program.probe_interval
@@ -252,6 +290,8 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         diverged_step=state.diverged_step,
         last_finite_loss=state.last_finite_loss,
         steps_to_target=jnp.where(jnp.any(hit), log_steps[jnp.argmax(hit)], -1),
+        clip_rate=state.clipped_steps / max(program.steps, 1),
+        max_grad_norm=state.max_grad_norm,
     )
 
 

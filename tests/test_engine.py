@@ -21,7 +21,7 @@ def _program(depth=4, steps=30, activation="tanh", masked=False, layers="scan"):
 def _lanes(**columns):
     n = len(columns["seed"])
     base = dict(sigma_b2=[0.0] * n, learning_rate=[0.05] * n, target_loss=[np.nan] * n, depth=[4] * n,
-                init_index=[0] * n)
+                init_index=[0] * n, residual_scale=[1.0] * n, clip_norm=[np.inf] * n)
     base.update(columns)
     return train.Lane(
         seed=jnp.asarray(base["seed"], jnp.uint32),
@@ -31,6 +31,8 @@ def _lanes(**columns):
         target_loss=jnp.asarray(base["target_loss"], jnp.float32),
         depth=jnp.asarray(base["depth"], jnp.int32),
         init_index=jnp.asarray(base["init_index"], jnp.int32),
+        residual_scale=jnp.asarray(base["residual_scale"], jnp.float32),
+        clip_norm=jnp.asarray(base["clip_norm"], jnp.float32),
     )
 
 
@@ -89,13 +91,13 @@ def test_a_masked_lane_equals_the_shallower_program():
     p_sh["b_hidden"].set_value(p_deep["b_hidden"][...][:1])
     from flax import nnx
 
-    active = jnp.arange(4) < 2
-    out_deep = nnx.merge(g_deep, p_deep)(d.x_test, active=active).logits
+    ctx = models.Context(active=jnp.arange(4) < 2)
+    out_deep = nnx.merge(g_deep, p_deep)(d.x_test, ctx).logits
     out_sh = nnx.merge(g_sh, p_sh)(d.x_test).logits
     np.testing.assert_allclose(out_deep, out_sh, rtol=1e-5, atol=1e-6)
     from satbench import probes
 
-    sv_deep = probes.jacobian_singular_values(g_deep, p_deep, d.x_test[:2], active=active)
+    sv_deep = probes.jacobian_singular_values(g_deep, p_deep, d.x_test[:2], ctx)
     sv_sh = probes.jacobian_singular_values(g_sh, p_sh, d.x_test[:2])
     np.testing.assert_allclose(sv_deep, sv_sh, rtol=1e-4, atol=1e-6)
     assert a.layers["grad_norm"].shape[-1] == 4 and b.layers["grad_norm"].shape[-1] == 2
@@ -376,6 +378,7 @@ def test_three_shards_read_together_equal_the_unsharded_sweep(tiny_toml, tmp_pat
     cols = ["final_loss", "final_train_accuracy", "grad_decay"]
     pd.testing.assert_frame_equal(a.runs.set_index("config_id").sort_index()[cols],
                                   b.runs.set_index("config_id").sort_index()[cols])
-    pd.testing.assert_frame_equal(a.layers, b.layers)
+    # percentiles near 0 differ in the last float32 digits between chunk compositions
+    pd.testing.assert_frame_equal(a.layers, b.layers, rtol=1e-5, atol=1e-6)
     # a rerun of the whole sweep over the shards' folder finds everything done
     assert engine.run_experiment(exp, None, tmp_path / "sharded", progress=False).n_skipped == 8

@@ -1,0 +1,51 @@
+"""Named remedies: bundles of field settings, so a sweep can put them on one axis.
+
+The textbook cures for vanishing gradients are not one field each — He init
+is an ``init``, BatchNorm a ``norm``, SELU an activation *and* an init scale.
+``remedy = "batchnorm"`` in an experiment applies the bundle on top of the
+config's other fields (the bundle wins), so "activation × remedy × depth" is
+an ordinary grid. Every bundle sets ``init``, ``norm`` and ``residual``, so
+remedies differ from ``none`` in exactly what they name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+
+
+@dataclasses.dataclass(frozen=True)
+class Remedy:
+    description: str
+    settings: MappingProxyType
+
+
+def _remedy(description: str, **settings) -> Remedy:
+    base = {"init": "standard", "norm": "none", "residual": False}
+    return Remedy(description, MappingProxyType({**base, **settings}))
+
+
+REMEDIES: dict[str, Remedy] = {
+    "none": _remedy("plain net, Glorot & Bengio's 'standard' U[±1/√n] init: the pre-2010 default"),
+    "glorot": _remedy("normalised init U[±√(6/(n_in+n_out))] (Glorot & Bengio 2010)", init="glorot_uniform"),
+    "he": _remedy("N(0, 2/n) init (He et al. 2015)", init="he"),
+    "orthogonal": _remedy("orthogonal weights (Saxe et al. 2014)", init="orthogonal"),
+    "batchnorm": _remedy("BatchNorm before each φ (Ioffe & Szegedy 2015)", norm="batchnorm"),
+    "layernorm": _remedy("LayerNorm before each φ (Ba et al. 2016)", norm="layernorm"),
+    "residual": _remedy("h ← h + α·φ(W h + b) on layers 2..depth (He et al. 2016)", residual=True),
+    "selu": _remedy("SELU with N(0, 1/n) init: self-normalising (Klambauer et al. 2017)",
+                    activation="selu", init="gaussian", sigma_w2=1.0),
+    "clip": _remedy("global gradient-norm clipping at 1 (Pascanu et al. 2013)", clip_norm=1.0),
+}
+
+
+def known_remedies() -> list[str]:
+    return list(REMEDIES)
+
+
+def apply(values: dict) -> dict:
+    """``values`` with its ``remedy`` bundle (if any) applied on top."""
+    name = values.get("remedy")
+    if name is None:
+        return values
+    return {**values, **REMEDIES[name].settings}
