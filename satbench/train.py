@@ -33,6 +33,8 @@ class Program:
 
     arch: models.Architecture
     dataset: str
+    preprocess: str = "auto"  # these two change the data, hence the program (satbench.data.load)
+    train_subset: int = 0
     optimizer: str = "sgd"
     momentum: float = 0.9
     batch_size: int = 64

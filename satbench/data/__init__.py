@@ -24,7 +24,8 @@ from satbench.data.base import DataError, Dataset, DatasetInfo, Raw
 from satbench.data.preprocess import PREPROCESS
 
 __all__ = ["DATASETS", "PREPROCESS", "DataError", "Dataset", "DatasetInfo", "Raw", "availability",
-           "check_options", "describe", "digits", "known_datasets", "load", "shapeset", "teacher"]
+           "check_options", "clear_cache", "describe", "digits", "known_datasets", "load", "require", "shapeset",
+           "teacher"]
 
 #: in the order ``satbench list`` shows them: offline first, then the data-folder ones
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
@@ -71,15 +72,23 @@ def check_options(name: str, preprocess_kind: str, train_subset: int) -> str | N
     return None
 
 
-def availability(name: str, data_dir=None) -> str:
-    """Where ``name`` comes from right now, or what it still needs; never raises for a missing folder."""
+def require(name: str, data_dir=None) -> None:
+    """Raise a DataError naming the files to put where if ``name`` cannot be read now
+    (file names only: contents are checked when read)."""
+    info = describe(name)
+    if info.folder is not None:
+        folder.locate(name, info.folder, data_dir)
+
+
+def availability(name: str, data_dir=None) -> tuple[bool, str]:
+    """Whether ``name`` can be read now, and whence (or what it still needs)."""
     info = describe(name)
     if info.folder is None:
-        return info.origin
+        return True, info.origin
     try:
-        return f"found in {folder.locate(name, info.folder, data_dir)}"
+        return True, f"found in {folder.locate(name, info.folder, data_dir)}"
     except DataError as err:
-        return f"unavailable: {err}"
+        return False, str(err)
 
 
 def load(name: str, *, preprocess: str = "auto", train_subset: int = 0, data_dir=None, **options) -> Dataset:
@@ -119,6 +128,12 @@ def _load(name: str, preprocess_kind: str, train_subset: int, where: str | None,
     for a in arrays:
         a.flags.writeable = False  # shared by every caller of the cache
     return Dataset(*arrays, meta)
+
+
+def clear_cache() -> None:
+    """Forget every dataset read in this process (frees memory; the next ``load`` reads again)."""
+    _load.cache_clear()
+    _read.cache_clear()
 
 
 def digits() -> Dataset:

@@ -62,7 +62,8 @@ def locate(name: str, subfolder: str, data_dir=None) -> Path:
         raise DataError(f"dataset {name!r} needs a data folder: pass --data-dir DIR or set {ENV}=DIR, "
                         f"with DIR/{subfolder}/ holding {what}")
     if not root.is_dir():
-        raise DataError(f"data folder {root} does not exist (from --data-dir or {ENV})")
+        raise DataError(f"data folder {root} does not exist (from --data-dir or {ENV}); "
+                        f"create it with {subfolder}/ holding {what}")
     folder = root / subfolder
     if not folder.is_dir():
         raise DataError(f"dataset {name!r}: no folder {folder}; put {what} there")

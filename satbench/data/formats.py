@@ -83,9 +83,10 @@ def read_npz(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.nda
 
 
 class _ArraysOnly(pickle.Unpickler):
-    """Unpickles dicts, lists and numpy arrays, nothing else: a data file cannot run code."""
+    """Unpickles dicts, lists, bytes and numpy arrays, nothing else: a data file cannot run code."""
 
-    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+    ALLOWED = {("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.numeric", "_frombuffer"),
                ("numpy._core.numeric", "_frombuffer")}
 
