@@ -110,7 +110,8 @@ def read_cifar_batch(raw: bytes, where: str, n: int = 10_000) -> tuple[np.ndarra
         x = np.asarray(batch[b"data"])
         y = np.asarray(batch[b"labels"])
     except _READ_ERRORS as err:
-        raise DataError(f"{where}: not a complete CIFAR-10 python batch ({err}); replace it with a fresh copy") from None
+        raise DataError(f"{where}: not a complete CIFAR-10 python batch ({err}); "
+                        "replace it with a fresh copy") from None
     if x.shape != (n, CIFAR_FEATURES) or x.dtype != np.uint8 or y.shape != (n,):
         raise DataError(f"{where}: data {x.dtype} {x.shape} and {y.shape[0] if y.ndim else 0} labels, "
                         f"expected uint8 ({n}, {CIFAR_FEATURES}) and {n} labels")
