@@ -53,7 +53,8 @@ def per_config_loop(configs):
         key = group.program
         if key not in programs:
             programs[key] = jax.jit(functools.partial(train.run, key))
-        dataset = train.data_arrays(data.load(key.dataset))
+        dataset = train.data_arrays(data.load(key.dataset, preprocess=key.preprocess,
+                                                train_subset=key.train_subset))
         lane = jax.tree.map(lambda a: a[0], engine.lanes_for([cfg], key, 1))
         out = programs[key](lane, dataset)
         np.asarray(out.train_loss)  # to the host, one config at a time

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import click
 
-from satbench import spec
+from satbench import data, spec
+
+_DATA_DIR = click.option(
+    "--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None, envvar=data.folder.ENV,
+    help=f"folder holding mnist/, fashion_mnist/, cifar10/ (default ${data.folder.ENV}; see satbench list)")
 
 
 def _fail(err: Exception) -> None:
@@ -48,7 +52,8 @@ def main():
 @click.option("--no-bucketing", is_flag=True, help="one program per depth (no pad-and-mask)")
 @click.option("--shard", default=None, metavar="I/N", help="run only the I-th of N cost-balanced slices (job arrays)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def run(experiment, profile, out, max_chunk, fresh, no_plot, no_bucketing, shard, quiet):
+@_DATA_DIR
+def run(experiment, profile, out, max_chunk, fresh, no_plot, no_bucketing, shard, quiet, data_dir):
     """Run EXPERIMENT (a .toml path or a name from experiments/), resuming unfinished work."""
     try:
         exp = spec.load(experiment)
@@ -59,8 +64,9 @@ def run(experiment, profile, out, max_chunk, fresh, no_plot, no_bucketing, shard
         from satbench import engine  # imported late: validation needs no JAX
 
         summary = engine.run_experiment(exp, profile, out, max_chunk=max_chunk, fresh=fresh,
-                                        progress=not quiet, bucketing=not no_bucketing, shard=shard)
-    except spec.SpecError as err:
+                                        progress=not quiet, bucketing=not no_bucketing, shard=shard,
+                                        data_dir=data_dir)
+    except (spec.SpecError, data.DataError) as err:
         _fail(err)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: finished chunks are kept in {out}; rerun the same command to resume",
@@ -139,7 +145,8 @@ def theory(activation, sigma_w2, sigma_b2, critical):
 @click.option("--all", "all_", is_flag=True, help="every shipped experiment")
 @click.option("--profile", default="quick", show_default=True, help="quick (CPU minutes) or full (paper scale)")
 @click.option("--results-root", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-def reproduce(names, all_, profile, results_root):
+@_DATA_DIR
+def reproduce(names, all_, profile, results_root, data_dir):
     """Run, plot and check the paper claims of each named reproduction (resumes finished work)."""
     import time
 
@@ -152,14 +159,18 @@ def reproduce(names, all_, profile, results_root):
             raise spec.SpecError("name at least one experiment, or --all; known: " + ", ".join(spec.known_experiments()))
         exps = [spec.load(n) for n in names]
         for exp in exps:
-            exp.resolve(profile)
-    except spec.SpecError as err:
+            for name in sorted({c["dataset"] for c in exp.configs(profile)}):
+                data.require(name, data_dir)  # before the first experiment runs
+    except (spec.SpecError, data.DataError) as err:
         _fail(err)
     failed = []
     for exp in exps:
         out = spec.default_out(exp, profile, results_root)
         t0 = time.perf_counter()
-        engine.run_experiment(exp, profile, out, progress=True)
+        try:
+            engine.run_experiment(exp, profile, out, progress=True, data_dir=data_dir)
+        except data.DataError as err:  # a file found by name but damaged
+            _fail(err)
         _plot(exp, out)
         seconds = time.perf_counter() - t0
         click.echo(f"\n{exp.name} [{profile}] — {exp.reference} ({seconds:.0f} s)")
@@ -174,9 +185,10 @@ def reproduce(names, all_, profile, results_root):
 
 
 @main.command(name="list")
-def list_():
-    """Activations, inits, optimizers, remedies, datasets, experiments and figures."""
-    from satbench import activations, data, inits, plots, remedies, train
+@_DATA_DIR
+def list_(data_dir):
+    """Activations, inits, optimizers, remedies, datasets (and whether each is available), experiments, figures."""
+    from satbench import activations, inits, plots, remedies, train
 
     def section(title, rows):
         click.echo(f"{title}:")
@@ -194,7 +206,7 @@ def list_():
         f"{n:<11} {r.description}  [{', '.join(f'{k}={v}' for k, v in r.settings.items())}]"
         for n, r in remedies.REMEDIES.items()
     ])
-    section("datasets", data.known_datasets())
+    section("datasets", _dataset_rows(data_dir))
     exps = []
     for name in spec.known_experiments():
         exp = spec.load(name)
@@ -202,6 +214,20 @@ def list_():
     section("experiments", exps)
     section("figures", plots.known_figures())
     section("fields", [f"{k:<14} default {f.default!r:<10} {f.doc}" for k, f in spec.FIELDS.items()])
+
+
+def _dataset_rows(data_dir) -> list[str]:
+    """One line per dataset: sizes, default preprocessing, availability; what a missing one needs."""
+    rows = []
+    for name in data.known_datasets():
+        info = data.describe(name)
+        ok, where = data.availability(name, data_dir)
+        status = where if ok else "unavailable"
+        rows.append(f"{name:<20} {info.n_train:>6} train {info.n_test:>6} test {info.n_in:>5} features "
+                    f"{info.n_classes:>2} classes  auto={info.preprocess:<11}  [{status}]  {info.source}")
+        if not ok:
+            rows.append(f"    {where}")
+    return rows
 
 
 if __name__ == "__main__":

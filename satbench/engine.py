@@ -217,6 +217,25 @@ def program_label(program: train.Program) -> str:
     return "/".join([arch.activation, "|".join(arch.init), *extras]) + f" d={arch.depth} w={arch.width}"
 
 
+def data_key(values) -> tuple[str, str, int]:
+    """What a config's data depends on: name and the options that change the arrays."""
+    return values["dataset"], values["preprocess"], values["train_subset"]
+
+
+def load_datasets(configs: list, data_dir=None) -> dict[tuple, data.Dataset]:
+    """Every dataset ``configs`` use, read and validated up front: a missing or damaged
+    file fails here, before anything compiles or is written."""
+    keys = sorted({data_key(c.values) for c in configs}, key=str)
+    return {k: data.load(k[0], preprocess=k[1], train_subset=k[2], data_dir=data_dir) for k in keys}
+
+
+def _dataset_records(datasets: dict) -> dict:
+    """Where each dataset came from and how it was prepared, for the manifest."""
+    return {"|".join(map(str, key)): {"source": ds.meta.get("source"), "preprocess": ds.meta["preprocess"],
+                                      "n_train": len(ds.y_train), "n_test": len(ds.y_test)}
+            for key, ds in datasets.items()}
+
+
 def _part_id(configs: list) -> str:
     return hashlib.sha1(",".join(sorted(c.config_id for c in configs)).encode()).hexdigest()[:16]
 
@@ -258,11 +277,12 @@ def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: 
 
 def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_chunk: int | None = None,
                    fresh: bool = False, progress: bool = True, bucketing: bool = True,
-                   shard: tuple[int, int] | None = None) -> SweepSummary:
+                   shard: tuple[int, int] | None = None, data_dir=None) -> SweepSummary:
     """Run every unfinished config of ``exp`` under ``profile`` into ``out``.
 
     shard: (i, n) runs only the i-th of n disjoint, cost-balanced slices (job arrays);
       shards may share ``out``: their parts merge on read.
+    data_dir: the folder of mnist/, fashion_mnist/, cifar10/ (default $SATBENCH_DATA).
     """
     out = Path(out)
     configs = exp.configs(profile)
@@ -270,6 +290,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         if fresh:
             raise OutputError("--fresh with --shard would delete other shards' results; clear --out first")
         configs = plan.shard_slice(configs, *shard)
+    datasets = load_datasets(configs, data_dir)
     prepare_output(out, exp, profile, fresh)
     cache_dir = enable_compilation_cache()
     done = store.finished_ids(out)
@@ -297,6 +318,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         "n_configs": len(configs),
         "versions": _versions(),
         "devices": [str(d) for d in devices],
+        "datasets": _dataset_records(datasets),
         "compilation_cache": str(cache_dir) if cache_dir else None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "status": "running",
@@ -316,7 +338,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
             prog = group.program
             label = program_label(prog)
             bar.set_description(f"[{gi + 1}/{len(groups)}] compile {label}")
-            dataset = train.data_arrays(data.load(prog.dataset))
+            dataset = train.data_arrays(datasets[(prog.dataset, prog.preprocess, prog.train_subset)])
             if replicated is not None:
                 dataset = jax.device_put(dataset, replicated)
             t0 = time.perf_counter()

@@ -87,8 +87,9 @@ def program_key(cfg) -> tuple:
 
 
 def _dims(dataset_name: str) -> tuple[int, int]:
-    ds = data.load(dataset_name)
-    return ds.n_in, ds.n_classes
+    """Inputs and classes, from the dataset's description: planning reads no data."""
+    info = data.describe(dataset_name)
+    return info.n_in, info.n_classes
 
 
 def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str, values: dict,
@@ -153,7 +154,8 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
                 init=tuple(sorted({c["init"] for c in bucket_configs})),
             )
             program = train.Program(
-                arch=arch, dataset=values["dataset"], optimizer=values["optimizer"],
+                arch=arch, dataset=values["dataset"], preprocess=values["preprocess"],
+                train_subset=values["train_subset"], optimizer=values["optimizer"],
                 momentum=values["momentum"], batch_size=values["batch_size"], steps=values["steps"],
                 log_every=values["log_every"], probe_every=values["probe_every"],
                 probe_batch=values["probe_batch"], jacobian_samples=values["jacobian_samples"],

@@ -65,6 +65,9 @@ class Field:
     check: Callable[[Any], str | None] | None = None
     batched: bool = False  # a vmapped lane value rather than part of the compiled program
     optional: bool = False  # may be absent (None)
+    #: added after results existed: left out of the config id while at its default, so the
+    #: ids of earlier results (and resuming them) survive the new field
+    id_omits_default: bool = False
 
 
 FIELDS: dict[str, Field] = {
@@ -75,6 +78,10 @@ FIELDS: dict[str, Field] = {
     "sigma_w2": Field(float, 1.0, "weight variance gain σ_w²", _positive, batched=True),
     "sigma_b2": Field(float, 0.0, "bias variance σ_b²", _non_negative, batched=True),
     "dataset": Field(str, "digits", "dataset name", _choices(data.known_datasets)),
+    "preprocess": Field(str, "auto", "inputs: auto (the dataset's default), standardise, center, binarise, none",
+                        _choices(lambda: list(data.PREPROCESS)), id_omits_default=True),
+    "train_subset": Field(int, 0, "training examples used, a stratified subset (0: all)", _non_negative,
+                          id_omits_default=True),
     "optimizer": Field(str, "sgd", "optax optimizer", _choices(lambda: list(train.OPTIMIZERS))),
     "momentum": Field(float, 0.9, "momentum of the 'momentum' optimizer", _unit_interval),
     "learning_rate": Field(float, 0.01, "step size", _positive, batched=True),
@@ -88,13 +95,14 @@ FIELDS: dict[str, Field] = {
     "target_loss": Field(float, None, "train loss that counts as trained", _positive, batched=True, optional=True),
     "layers": Field(str, "auto", "layer stack: scan, unroll or auto (planner)",
                     _choices(lambda: ["auto", "scan", "unroll"])),
-    "norm": Field(str, "none", "normalisation before each φ", _choices(lambda: list(models.NORMS))),
-    "residual": Field(bool, False, "skip connections h ← h + α·F(h) on layers 2..depth"),
-    "residual_scale": Field(float, 1.0, "α of residual layers", _positive, batched=True),
+    "norm": Field(str, "none", "normalisation before each φ", _choices(lambda: list(models.NORMS)),
+                  id_omits_default=True),
+    "residual": Field(bool, False, "skip connections h ← h + α·F(h) on layers 2..depth", id_omits_default=True),
+    "residual_scale": Field(float, 1.0, "α of residual layers", _positive, batched=True, id_omits_default=True),
     "clip_norm": Field(float, None, "global gradient-norm clipping threshold", _positive, batched=True,
-                       optional=True),
+                       optional=True, id_omits_default=True),
     "remedy": Field(str, None, "named bundle of init/norm/residual settings (satbench list)",
-                    _choices(remedies.known_remedies), optional=True),
+                    _choices(remedies.known_remedies), optional=True, id_omits_default=True),
 }
 
 EXPERIMENT_KEYS = {"name": str, "description": str, "reference": str, "figures": list}
@@ -109,7 +117,8 @@ class Config:
 
     @property
     def config_id(self) -> str:
-        return config_id(self.values)
+        return config_id({k: v for k, v in self.values.items()
+                          if not (FIELDS[k].id_omits_default and v == FIELDS[k].default)})
 
     def __getitem__(self, key):
         return self.values[key]
@@ -229,6 +238,9 @@ def _check_consistency(values: dict, where: str) -> None:
         raise SpecError(f"{where}: residual needs depth >= 2 (layer 1 changes the width), got depth {values['depth']}")
     if values["norm"] == "batchnorm" and min(values["batch_size"], values["probe_batch"]) < 2:
         raise SpecError(f"{where}: batchnorm needs batch_size and probe_batch >= 2 (batch statistics)")
+    problem = data.check_options(values["dataset"], values["preprocess"], values["train_subset"])
+    if problem:
+        raise SpecError(f"{where}: {problem}")
 
 
 def parse(text: str, source: str = "<string>") -> Experiment:

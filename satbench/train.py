@@ -33,6 +33,8 @@ class Program:
 
     arch: models.Architecture
     dataset: str
+    preprocess: str = "auto"  # these two change the data, hence the program (satbench.data.load)
+    train_subset: int = 0
     optimizer: str = "sgd"
     momentum: float = 0.9
     batch_size: int = 64
@@ -78,8 +80,8 @@ class Lane(NamedTuple):
     target_loss: jax.Array  # NaN: no target
     depth: jax.Array  # active depth; equals arch.depth unless the program is masked
     init_index: jax.Array  # which of arch.init this lane uses
-    residual_scale: jax.Array  # α of residual layers (unused without residual)
-    clip_norm: jax.Array  # global-norm clipping threshold; inf: no clipping
+    residual_scale: jax.Array = 1.0  # α of residual layers (unused without residual)
+    clip_norm: jax.Array = float("inf")  # global-norm clipping threshold; inf: no clipping
 
 
 class Data(NamedTuple):
