@@ -1,9 +1,35 @@
-"""Scale-out and reliability: memory-sized chunks."""
+"""Scale-out and reliability: memory-sized chunks, out-of-memory halving."""
+
+import math
 
 import jax
+import pandas as pd
 import pytest
 
-from satbench import data, engine, models, plan, spec, train
+from satbench import data, engine, models, plan, spec, store, train
+from conftest import TINY
+
+COLS = ["final_loss", "final_train_accuracy", "final_test_accuracy", "grad_decay", "last_finite_loss"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny sweep's file and its results from one unchunked, uninterrupted run."""
+    root = tmp_path_factory.mktemp("scale")
+    path = root / "tiny.toml"
+    path.write_text(TINY)
+    engine.run_experiment(spec.load(str(path)), None, root / "whole", progress=False, max_chunk=16)
+    return path, store.load_results(root / "whole")
+
+
+def assert_same_results(got, want):
+    assert got.runs["config_id"].is_unique and set(got.runs["config_id"]) == set(want.runs["config_id"])
+    a = got.runs.set_index("config_id").sort_index()[COLS]
+    b = want.runs.set_index("config_id").sort_index()[COLS]
+    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
+    pd.testing.assert_frame_equal(got.layers, want.layers, rtol=1e-6)
+    pd.testing.assert_frame_equal(got.curves, want.curves, rtol=1e-6)
+
 
 def _values(**overrides):
     values = {k: f.default for k, f in spec.FIELDS.items()}
@@ -65,8 +91,89 @@ def test_chunk_size_fits_the_budget_and_the_devices():
     assert plan.chunk_size(3, per_config=100, fixed=0, budget=None, max_chunk=16, n_devices=4) == 4
 
 
+def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(tiny, tmp_path):
+    path, whole = tiny
+    exp = spec.load(str(path))
+    cfg = exp.configs()[0]
+    ds = data.load(cfg["dataset"])
+    per_config = plan.config_bytes(cfg.values, cfg["depth"], ds.n_in, ds.n_classes)
+    fixed = plan.program_bytes(cfg["dataset"])
+    budget = fixed + 2 * per_config + per_config // 2  # room for two configs, not three
+    engine.run_experiment(exp, None, tmp_path, progress=False, memory_budget=budget)
+    manifest = store.read_manifest(tmp_path)
+    assert manifest["memory_budget"] == {"bytes_per_device": budget, "source": "--memory-budget"}
+    assert len(manifest["groups"]) == 2  # tanh, relu: four configs each
+    for group in manifest["groups"]:
+        assert group["bytes_per_config"] == per_config and group["budget_bytes"] == budget
+        assert group["chunk_size"] == 2 and group["chunks"] == math.ceil(group["n_configs"] / 2) == 2
+    assert len(store.part_dirs(tmp_path)) == 4
+    assert_same_results(store.load_results(tmp_path), whole)
+
+
+# --- out of memory -------------------------------------------------------------------------------
+
+def _oom():
+    return jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2GiB.")
+
+
+def test_out_of_memory_is_recognised_from_xla_errors_only():
+    assert engine.is_out_of_memory(_oom())
+    assert engine.is_out_of_memory(jax.errors.JaxRuntimeError("INTERNAL: Failed to allocate: out of memory"))
+    assert not engine.is_out_of_memory(jax.errors.JaxRuntimeError("INVALID_ARGUMENT: shapes differ"))
+    assert not engine.is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED"))
+    assert not engine.is_out_of_memory(MemoryError())
+
+
 def test_halving_stops_at_one_config_per_device():
     assert [plan.halve_chunk(n) for n in (16, 5, 3, 2, 1)] == [8, 3, 2, 1, None]
     assert [plan.halve_chunk(n, 4) for n in (16, 8, 4)] == [8, 4, None]
 
 
+def _fake_oom_above(limit, calls):
+    real = engine.compiled_sweep
+
+    def compiled_sweep(program, chunk, dataset, sharding=None):
+        calls.append(chunk)
+        if chunk > limit:
+            def raise_oom(*args):
+                raise _oom()
+            return raise_oom
+        return real(program, chunk, dataset, sharding)
+
+    return compiled_sweep
+
+
+def test_a_chunk_out_of_memory_is_halved_and_retried(tiny, tmp_path, monkeypatch, capsys):
+    path, whole = tiny
+    calls = []
+    monkeypatch.setattr(engine, "compiled_sweep", _fake_oom_above(2, calls))
+    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=4)
+    assert calls == [4, 2, 4, 2]  # each group: planned 4 lanes, out of memory, recompiled for 2
+    err = capsys.readouterr().err
+    assert err.count("out of memory at 4 configs per call; recompiling for 2") == 2
+    for group in store.read_manifest(tmp_path)["groups"]:
+        assert (group["planned_chunk_size"], group["chunk_size"], group["chunks"], group["oom_halvings"]) == (4, 2, 2, 1)
+    assert_same_results(store.load_results(tmp_path), whole)
+
+
+def test_out_of_memory_at_one_config_gives_up_with_a_clear_error(tiny, tmp_path, monkeypatch):
+    path, _ = tiny
+    monkeypatch.setattr(engine, "compiled_sweep", _fake_oom_above(0, []))
+    with pytest.raises(engine.OutOfMemory, match=r"out of device memory even at 1 config\(s\) per call"):
+        engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=2)
+    assert store.part_dirs(tmp_path) == []
+
+
+# --- versions ------------------------------------------------------------------------------------
+
+def test_results_of_another_satbench_version_are_resumed_with_a_one_line_warning(tiny, tmp_path, capsys):
+    assert engine.version_note("0.1.0", "0.1.7") is None and engine.version_note(None, "0.1.0") is None
+    assert "satbench 0.2.1" in engine.version_note("0.2.1", "0.1.0")
+    path, _ = tiny
+    exp = spec.load(str(path))
+    manifest = {"experiment": exp.name, "spec_hash": exp.spec_hash(None), "versions": {"satbench": "0.0.3"}}
+    store.write_part(tmp_path, "p", {"runs": pd.DataFrame({"config_id": ["x"]})})
+    store.atomic_write_json(manifest, tmp_path / "manifest.json")
+    engine.prepare_output(tmp_path, exp, None, fresh=False)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "written by satbench 0.0.3" in lines[0] and "--fresh" in lines[0]
