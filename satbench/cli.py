@@ -111,9 +111,11 @@ def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_b
                                         **options)
     except spec.SpecError as err:
         _fail(err)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: finished chunks are kept in {out}; rerun the same command to resume",
-                   err=True)
+    except KeyboardInterrupt as err:
+        lead = "\n" if sys.stderr.isatty() else ""
+        message = str(err) if str(err).startswith("interrupted:") else \
+            f"interrupted before the sweep started; nothing new in {out}"
+        click.echo(lead + message, err=True)
         sys.exit(130)
     except RuntimeError as err:
         from satbench import engine

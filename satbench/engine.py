@@ -4,7 +4,8 @@ The config axis of a chunk is sharded over all local devices (no
 collectives: lanes are independent); the padding lanes that make chunks
 even are dropped before anything is stored. Chunks are sized to a memory
 budget per device (``plan.chunk_size``); a chunk that still runs out of
-memory is halved and retried.
+memory is halved and retried. Ctrl-C keeps every finished part and marks
+the manifest "interrupted"; the same command resumes.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ class OutputError(spec.SpecError):
 
 class OutOfMemory(RuntimeError):
     """A chunk of one config per device still ran out of device memory."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; finished parts are kept. Carries what the CLI reports."""
+
+    def __init__(self, out: Path, finished: int, total: int):
+        super().__init__(f"interrupted: {finished} of {total} configs finished in {out}; "
+                         "rerun the same command to resume")
+        self.out, self.finished, self.total = out, finished, total
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -330,6 +340,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
       shards may share ``out``: their parts merge on read.
     memory_budget: bytes per device a chunk may take (estimate: ``plan.config_bytes``);
       None: ``memory_fraction`` of the device's memory. ``max_chunk`` caps it further.
+    Ctrl-C raises ``Interrupted`` after marking the manifest; finished parts stay.
     """
     out = Path(out)
     configs = exp.configs(profile)
@@ -378,10 +389,10 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         manifest["groups"] = old.get("groups", [])
     store.atomic_write_json(manifest, manifest_path)
 
-    theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
     total_compile = total_run = 0.0
     bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
     try:
+        theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
         for gi, group in enumerate(groups):
             prog = group.program
             label = f"{prog.arch.activation}/{'|'.join(prog.arch.init)} d={prog.arch.depth} w={prog.arch.width}"
@@ -434,6 +445,12 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
                 "compile_s": round(compile_s, 3), "run_s": round(run_s, 3),
             })
             store.atomic_write_json(manifest, manifest_path)
+    except KeyboardInterrupt:
+        ids = {c.config_id for c in configs}
+        finished = len(ids & store.finished_ids(out))
+        manifest.update(status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S"), n_finished=finished)
+        store.atomic_write_json(manifest, manifest_path)
+        raise Interrupted(out, finished, len(configs)) from None
     finally:
         bar.close()
 

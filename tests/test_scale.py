@@ -1,6 +1,13 @@
-"""Scale-out and reliability: memory-sized chunks, out-of-memory halving."""
+"""Scale-out and reliability: memory-sized chunks, out-of-memory halving, Ctrl-C."""
 
 import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import jax
 import pandas as pd
@@ -9,6 +16,7 @@ import pytest
 from satbench import data, engine, models, plan, spec, store, train
 from conftest import TINY
 
+ROOT = Path(__file__).resolve().parent.parent
 COLS = ["final_loss", "final_train_accuracy", "final_test_accuracy", "grad_decay", "last_finite_loss"]
 
 
@@ -177,3 +185,41 @@ def test_results_of_another_satbench_version_are_resumed_with_a_one_line_warning
     engine.prepare_output(tmp_path, exp, None, fresh=False)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "written by satbench 0.0.3" in lines[0] and "--fresh" in lines[0]
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------
+
+def _cli(*args):
+    return [sys.executable, "-m", "satbench.cli", "run", *map(str, args), "--quiet", "--no-plot"]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+
+
+def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tiny, tmp_path):
+    path, whole = tiny
+    out = tmp_path / "out"
+    command = _cli(path, "--out", out, "--max-chunk", "1")
+    proc = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not store.part_dirs(out) and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-3000:]
+    line = stderr.strip().splitlines()[-1]
+    match = re.fullmatch(rf"interrupted: (\d+) of 8 configs finished in {re.escape(str(out))}; "
+                         "rerun the same command to resume", line)
+    assert match, line
+    finished = store.finished_ids(out)
+    assert 1 <= int(match[1]) == len(finished) < 8
+    assert not [p for p in (out / "parts").iterdir() if p.name.startswith(".tmp-")]  # nothing half-written
+    manifest = store.read_manifest(out)
+    assert manifest["status"] == "interrupted" and manifest["n_finished"] == len(finished)
+
+    again = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"({len(finished)} already done)" in again.stdout
+    assert store.read_manifest(out)["status"] == "finished"
+    assert_same_results(store.load_results(out), whole)
