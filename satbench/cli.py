@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from satbench import spec
+from satbench import distributed, spec
 
 
 def _fail(err, code: int = 2) -> None:
@@ -93,9 +93,16 @@ def main():
 @click.option("--no-plot", is_flag=True, help="skip the figures")
 @click.option("--no-bucketing", is_flag=True, help="one program per depth (no pad-and-mask)")
 @click.option("--shard", default=None, metavar="I/N", help="run only the I-th of N cost-balanced slices (job arrays)")
+@click.option("--distributed", "distributed_", is_flag=True,
+              help="one of several processes under jax.distributed; each runs its own slice")
+@click.option("--coordinator", default=None, metavar="HOST:PORT", help="with --distributed: process 0's address")
+@click.option("--num-processes", type=int, default=None, help="with --distributed: how many processes")
+@click.option("--process-id", type=int, default=None, help="with --distributed: this process, 0..N-1")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_bucketing, shard, quiet):
+def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_bucketing, shard, distributed_,
+        coordinator, num_processes, process_id, quiet):
     """Run EXPERIMENT (a .toml path or a name from experiments/), resuming unfinished work."""
+    process = None
     try:
         exp = spec.load(experiment)
         profile = profile or spec.default_profile(exp)
@@ -103,12 +110,15 @@ def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_b
         out = out or spec.default_out(exp, profile)
         shard = _parse_shard(shard)
         budget, fraction = _parse_memory_budget(memory_budget)
+        explicit = distributed.check_options(distributed_, coordinator, num_processes, process_id, shard, fresh)
+        if distributed_:  # before anything else touches JAX
+            process = distributed.initialize(explicit)
         from satbench import engine  # imported late: validation needs no JAX
 
         options = {"memory_budget": budget} if fraction is None else {"memory_fraction": fraction}
         summary = engine.run_experiment(exp, profile, out, max_chunk=max_chunk, fresh=fresh,
                                         progress=not quiet, bucketing=not no_bucketing, shard=shard,
-                                        **options)
+                                        distributed=distributed_, **options)
     except spec.SpecError as err:
         _fail(err)
     except KeyboardInterrupt as err:
@@ -127,7 +137,7 @@ def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_b
         f"{exp.name} [{profile}]: {summary.n_configs} configs ({summary.n_skipped} already done) "
         f"in {summary.n_groups} programs; compile {summary.compile_s:.1f}s, run {summary.run_s:.1f}s -> {out}"
     )
-    if not no_plot and shard is None:
+    if not no_plot and (shard is None and process is None or process is not None and process[0] == 0):
         _plot(exp, out)
 
 

@@ -30,6 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from satbench import __version__, data, plan, probes, spec, store, train
+from satbench import distributed as dist
 
 DEFAULT_MAX_CHUNK = {"cpu": 16}  # other platforms: memory bound, see plan
 FALLBACK_MAX_CHUNK = 1024
@@ -333,16 +334,23 @@ def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: 
 def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_chunk: int | None = None,
                    fresh: bool = False, progress: bool = True, bucketing: bool = True,
                    shard: tuple[int, int] | None = None, memory_budget: int | None = None,
-                   memory_fraction: float = DEFAULT_MEMORY_FRACTION) -> SweepSummary:
+                   memory_fraction: float = DEFAULT_MEMORY_FRACTION, distributed: bool = False) -> SweepSummary:
     """Run every unfinished config of ``exp`` under ``profile`` into ``out``.
 
     shard: (i, n) runs only the i-th of n disjoint, cost-balanced slices (job arrays);
       shards may share ``out``: their parts merge on read.
     memory_budget: bytes per device a chunk may take (estimate: ``plan.config_bytes``);
       None: ``memory_fraction`` of the device's memory. ``max_chunk`` caps it further.
+    distributed: run this process's slice of a ``jax.distributed`` job (see
+      ``satbench.distributed``; ``jax.distributed.initialize`` must have run).
     Ctrl-C raises ``Interrupted`` after marking the manifest; finished parts stay.
     """
     out = Path(out)
+    process = dist.process_slice() if distributed else None
+    if process is not None:
+        if shard is not None:
+            raise OutputError("--shard and --distributed both split the sweep; use one of them")
+        shard = process
     configs = exp.configs(profile)
     if shard is not None:
         if fresh:
@@ -353,7 +361,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
     done = store.finished_ids(out)
     todo = [c for c in configs if c.config_id not in done]
 
-    devices = jax.devices()
+    devices = jax.local_devices()
     n_dev = len(devices)
     platform_name = devices[0].platform
     if max_chunk is None:
@@ -371,6 +379,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         "source": exp.source,
         "profile": profile,
         "shard": list(shard) if shard else None,
+        "process": list(process) if process else None,
         "spec_hash": exp.spec_hash(profile),
         "spec": {"fixed": exp.resolve(profile)[0], "grid": exp.resolve(profile)[1]},
         "n_configs": len(configs),
@@ -454,7 +463,11 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
     finally:
         bar.close()
 
-    if shard is None:  # shards leave the merge to load_results (others may still be running)
+    if process is not None:  # every slice is written: the first process merges them all
+        dist.barrier("satbench-sweep-finished")
+        if process[0] == 0:
+            store.consolidate(out)
+    elif shard is None:  # shards leave the merge to load_results (others may still be running)
         store.consolidate(out)
     manifest.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
                     compile_s=round(total_compile, 3), run_s=round(total_run, 3))

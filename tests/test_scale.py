@@ -1,9 +1,11 @@
-"""Scale-out and reliability: memory-sized chunks, out-of-memory halving, Ctrl-C."""
+"""Scale-out and reliability: memory-sized chunks, out-of-memory halving, Ctrl-C, many processes."""
 
+import json
 import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -223,3 +225,39 @@ def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tiny, tmp_path
     assert f"({len(finished)} already done)" in again.stdout
     assert store.read_manifest(out)["status"] == "finished"
     assert_same_results(store.load_results(out), whole)
+
+
+# --- many processes ------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_under_jax_distributed_equal_one_process(tiny, tmp_path):
+    path, whole = tiny
+    out = tmp_path / "out"
+    port = _free_port()
+    procs = [subprocess.Popen(_cli(path, "--out", out, "--distributed", "--coordinator", f"127.0.0.1:{port}",
+                                   "--num-processes", "2", "--process-id", str(i)),
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    try:
+        results = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    sizes = []
+    for i in range(2):
+        manifest = json.loads((out / f"manifest-shard-{i}-of-2.json").read_text())
+        assert manifest["process"] == [i, 2] and manifest["status"] == "finished"
+        assert len(manifest["devices"]) == 1
+        sizes.append(manifest["n_configs"])
+    assert sum(sizes) == 8 and min(sizes) >= 1  # each process ran its own, disjoint slice
+    assert_same_results(store.load_results(out), whole)
+    merged = pd.read_parquet(out / "runs.parquet")  # written by process 0 after both finished
+    assert sorted(merged["config_id"]) == sorted(whole.runs["config_id"])
