@@ -124,7 +124,7 @@ def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_b
     except KeyboardInterrupt as err:
         lead = "\n" if sys.stderr.isatty() else ""
         message = str(err) if str(err).startswith("interrupted:") else \
-            f"interrupted before the sweep started; nothing new in {out}"
+            f"interrupted: finished parts are kept in {out}; rerun the same command to resume"
         click.echo(lead + message, err=True)
         sys.exit(130)
     except RuntimeError as err:
