@@ -1,26 +1,70 @@
 """Command line: ``satbench run | plot | list``.
 
 Every bad input ends in one line on stderr and exit code 2, before any
-result is written.
+result is written; click's own usage errors are shortened to one line too.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import click
 
-from satbench import data, spec
+from satbench import data, distributed, spec
 
 _DATA_DIR = click.option(
     "--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None, envvar=data.folder.ENV,
     help=f"folder holding mnist/, fashion_mnist/, cifar10/ (default ${data.folder.ENV}; see satbench list)")
 
 
-def _fail(err: Exception) -> None:
+def _fail(err, code: int = 2) -> None:
     click.echo(f"satbench: error: {err}", err=True)
-    sys.exit(2)
+    sys.exit(code)
+
+
+class _OneLineErrors(click.Group):
+    """A click group whose usage errors (bad option values, unknown options) are one line."""
+
+    def main(self, *args, **kwargs):
+        kwargs.pop("standalone_mode", None)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as err:  # bare `satbench`: the help, as before
+            err.show()
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            ctx = getattr(err, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            _fail(" ".join(err.format_message().split()) + hint, err.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _parse_memory_budget(text: str | None) -> tuple[int | None, float | None]:
+    """'2GB' / '512MiB' / '1000000' -> (bytes, None); '60%' -> (None, 0.6) of device memory."""
+    if text is None:
+        return None, None
+    problem = spec.SpecError(f"--memory-budget must be a size such as 2GB, 512MiB or 60% (of device memory), "
+                             f"got {text!r}")
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*|%)\s*", text)
+    if not match or (match[2] != "%" and match[2].lower() not in _SIZE_UNITS):
+        raise problem
+    value = float(match[1])
+    if match[2] == "%":
+        if not 0 < value <= 100:
+            raise problem
+        return None, value / 100
+    size = int(value * _SIZE_UNITS[match[2].lower()])
+    if size < 1:
+        raise problem
+    return size, None
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -36,7 +80,7 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """Measure vanishing, exploding and saturating gradients over vmapped sweeps."""
 
@@ -47,36 +91,58 @@ def main():
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="results folder (default: results/<name>/<profile>)")
 @click.option("--max-chunk", type=click.IntRange(min=1), default=None, help="most configs per program call")
+@click.option("--memory-budget", default=None, metavar="SIZE",
+              help="device memory a chunk may take, per device: 2GB, 512MiB or 60%% (default 50%%)")
 @click.option("--fresh", is_flag=True, help="discard results already in --out instead of resuming")
 @click.option("--no-plot", is_flag=True, help="skip the figures")
 @click.option("--no-bucketing", is_flag=True, help="one program per depth (no pad-and-mask)")
 @click.option("--shard", default=None, metavar="I/N", help="run only the I-th of N cost-balanced slices (job arrays)")
+@click.option("--distributed", "distributed_", is_flag=True,
+              help="one of several processes under jax.distributed; each runs its own slice")
+@click.option("--coordinator", default=None, metavar="HOST:PORT", help="with --distributed: process 0's address")
+@click.option("--num-processes", type=int, default=None, help="with --distributed: how many processes")
+@click.option("--process-id", type=int, default=None, help="with --distributed: this process, 0..N-1")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @_DATA_DIR
-def run(experiment, profile, out, max_chunk, fresh, no_plot, no_bucketing, shard, quiet, data_dir):
+def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_bucketing, shard, distributed_,
+        coordinator, num_processes, process_id, quiet, data_dir):
     """Run EXPERIMENT (a .toml path or a name from experiments/), resuming unfinished work."""
+    process = None
     try:
         exp = spec.load(experiment)
         profile = profile or spec.default_profile(exp)
         exp.resolve(profile)
         out = out or spec.default_out(exp, profile)
         shard = _parse_shard(shard)
+        budget, fraction = _parse_memory_budget(memory_budget)
+        explicit = distributed.check_options(distributed_, coordinator, num_processes, process_id, shard, fresh)
+        if distributed_:  # before anything else touches JAX
+            process = distributed.initialize(explicit)
         from satbench import engine  # imported late: validation needs no JAX
 
+        options = {"memory_budget": budget} if fraction is None else {"memory_fraction": fraction}
         summary = engine.run_experiment(exp, profile, out, max_chunk=max_chunk, fresh=fresh,
                                         progress=not quiet, bucketing=not no_bucketing, shard=shard,
-                                        data_dir=data_dir)
+                                        distributed=distributed_, data_dir=data_dir, **options)
     except (spec.SpecError, data.DataError) as err:
         _fail(err)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: finished chunks are kept in {out}; rerun the same command to resume",
-                   err=True)
+    except KeyboardInterrupt as err:
+        lead = "\n" if sys.stderr.isatty() else ""
+        message = str(err) if str(err).startswith("interrupted:") else \
+            f"interrupted: finished parts are kept in {out}; rerun the same command to resume"
+        click.echo(lead + message, err=True)
         sys.exit(130)
+    except RuntimeError as err:
+        from satbench import engine
+
+        if not isinstance(err, engine.OutOfMemory):
+            raise
+        _fail(err, 1)
     click.echo(
         f"{exp.name} [{profile}]: {summary.n_configs} configs ({summary.n_skipped} already done) "
         f"in {summary.n_groups} programs; compile {summary.compile_s:.1f}s, run {summary.run_s:.1f}s -> {out}"
     )
-    if not no_plot and shard is None:
+    if not no_plot and (shard is None and process is None or process is not None and process[0] == 0):
         _plot(exp, out)
 
 

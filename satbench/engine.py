@@ -2,7 +2,10 @@
 
 The config axis of a chunk is sharded over all local devices (no
 collectives: lanes are independent); the padding lanes that make chunks
-even are dropped before anything is stored.
+even are dropped before anything is stored. Chunks are sized to a memory
+budget per device (``plan.chunk_size``); a chunk that still runs out of
+memory is halved and retried. Ctrl-C keeps every finished part and marks
+the manifest "interrupted"; the same command resumes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from importlib import metadata
@@ -25,14 +29,97 @@ import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from satbench import data, plan, probes, spec, store, train
+from satbench import __version__, data, plan, probes, spec, store, train
+from satbench import distributed as dist
 
 DEFAULT_MAX_CHUNK = {"cpu": 16}  # other platforms: memory bound, see plan
 FALLBACK_MAX_CHUNK = 1024
+DEFAULT_MEMORY_FRACTION = 0.5  # of a device's memory, when no --memory-budget is given
 
 
 class OutputError(spec.SpecError):
     """The output folder cannot be used as asked (one line, exit code 2)."""
+
+
+class OutOfMemory(RuntimeError):
+    """A chunk of one config per device still ran out of device memory."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; finished parts are kept. Carries what the CLI reports."""
+
+    def __init__(self, out: Path, finished: int, total: int):
+        super().__init__(f"interrupted: {finished} of {total} configs finished in {out}; "
+                         "rerun the same command to resume")
+        self.out, self.finished, self.total = out, finished, total
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is XLA running out of device memory (which a smaller chunk may avoid)."""
+    if not isinstance(err, jax.errors.JaxRuntimeError):
+        return False
+    text = str(err)
+    return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+def host_available_bytes() -> int | None:
+    """RAM the host can still give (Linux MemAvailable, else free pages), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def device_memory_bytes(devices: list) -> int | None:
+    """Memory of one of ``devices``: the allocator's limit on GPU/TPU; on CPU the host's
+    available RAM, which all CPU devices share (so divided among them)."""
+    try:
+        stats = devices[0].memory_stats()
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    if devices[0].platform == "cpu":
+        available = host_available_bytes()
+        return None if available is None else available // len(devices)
+    return None
+
+
+def budget_per_device(devices: list, budget: int | None, fraction: float) -> tuple[int | None, str]:
+    """(bytes per device a chunk may take, where that number came from)."""
+    if budget is not None:
+        return int(budget), "--memory-budget"
+    memory = device_memory_bytes(devices)
+    if memory is None:
+        return None, "unknown device memory: no budget"
+    return int(fraction * memory), f"{fraction:g} of {devices[0].platform} memory ({memory} bytes)"
+
+
+def version_note(old: str | None, new: str) -> str | None:
+    """A one-line warning when results were written by another satbench major.minor."""
+    if not old or old.split(".")[:2] == new.split(".")[:2]:
+        return None
+    return (f"results there were written by satbench {old}, this is {new}; "
+            "a resumed sweep mixes both (use --fresh to recompute)")
+
+
+def git_describe() -> str | None:
+    """``git describe`` of the satbench checkout, if it is one."""
+    try:
+        proc = subprocess.run(["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
 
 
 @dataclasses.dataclass
@@ -241,8 +328,9 @@ def _part_id(configs: list) -> str:
 
 
 def _versions() -> dict:
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("satbench", "jax", "jaxlib", "flax", "optax", "numpy", "pandas"):
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "satbench": __version__,
+           "satbench_git": git_describe()}
+    for pkg in ("jax", "jaxlib", "flax", "optax", "numpy", "pandas"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -263,28 +351,43 @@ def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: 
         raise OutputError(f"--out {out}: not writable ({err.strerror})") from None
     manifest = store.read_manifest(out)
     has_results = bool(store.part_dirs(out)) or (out / "runs.parquet").exists()
-    store.remove_unfinished(out)
-    if fresh:
-        store.clear(out)
-    elif has_results and manifest is not None:
+    if not fresh and has_results and manifest is not None:
         if manifest.get("spec_hash") != exp.spec_hash(profile) or manifest.get("experiment") != exp.name:
             raise OutputError(
                 f"--out {out}: holds results of a different spec "
                 f"({manifest.get('experiment')}, profile {manifest.get('profile')}); "
                 "use --fresh to replace them or choose another --out"
             )
+        note = version_note(manifest.get("versions", {}).get("satbench"), __version__)
+        if note:
+            tqdm.write(f"satbench: warning: --out {out}: {note}", file=sys.stderr)
+    store.remove_unfinished(out)
+    if fresh:
+        store.clear(out)
 
 
 def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_chunk: int | None = None,
                    fresh: bool = False, progress: bool = True, bucketing: bool = True,
-                   shard: tuple[int, int] | None = None, data_dir=None) -> SweepSummary:
+                   shard: tuple[int, int] | None = None, memory_budget: int | None = None,
+                   memory_fraction: float = DEFAULT_MEMORY_FRACTION, distributed: bool = False,
+                   data_dir=None) -> SweepSummary:
     """Run every unfinished config of ``exp`` under ``profile`` into ``out``.
 
     shard: (i, n) runs only the i-th of n disjoint, cost-balanced slices (job arrays);
       shards may share ``out``: their parts merge on read.
     data_dir: the folder of mnist/, fashion_mnist/, cifar10/ (default $SATBENCH_DATA).
+    memory_budget: bytes per device a chunk may take (estimate: ``plan.config_bytes``);
+      None: ``memory_fraction`` of the device's memory. ``max_chunk`` caps it further.
+    distributed: run this process's slice of a ``jax.distributed`` job (see
+      ``satbench.distributed``; ``jax.distributed.initialize`` must have run).
+    Ctrl-C raises ``Interrupted`` after marking the manifest; finished parts stay.
     """
     out = Path(out)
+    process = dist.process_slice() if distributed else None
+    if process is not None:
+        if shard is not None:
+            raise OutputError("--shard and --distributed both split the sweep; use one of them")
+        shard = process
     configs = exp.configs(profile)
     if shard is not None:
         if fresh:
@@ -296,12 +399,13 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
     done = store.finished_ids(out)
     todo = [c for c in configs if c.config_id not in done]
 
-    devices = jax.devices()
+    devices = jax.local_devices()
     n_dev = len(devices)
     platform_name = devices[0].platform
     if max_chunk is None:
         max_chunk = DEFAULT_MAX_CHUNK.get(platform_name, FALLBACK_MAX_CHUNK)
-    groups = plan.make_plan(todo, max_chunk=max_chunk, n_devices=n_dev, bucketing=bucketing)
+    budget, budget_source = budget_per_device(devices, memory_budget, memory_fraction)
+    groups = plan.make_plan(todo, max_chunk=max_chunk, n_devices=n_dev, bucketing=bucketing, memory_budget=budget)
     sharding = replicated = None
     if n_dev > 1:
         mesh = Mesh(np.array(devices), ("config",))
@@ -313,12 +417,15 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         "source": exp.source,
         "profile": profile,
         "shard": list(shard) if shard else None,
+        "process": list(process) if process else None,
         "spec_hash": exp.spec_hash(profile),
         "spec": {"fixed": exp.resolve(profile)[0], "grid": exp.resolve(profile)[1]},
         "n_configs": len(configs),
         "versions": _versions(),
         "devices": [str(d) for d in devices],
         "datasets": _dataset_records(datasets),
+        "memory_budget": {"bytes_per_device": budget, "source": budget_source},
+        "max_chunk": max_chunk,
         "compilation_cache": str(cache_dir) if cache_dir else None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "status": "running",
@@ -330,31 +437,48 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         manifest["groups"] = old.get("groups", [])
     store.atomic_write_json(manifest, manifest_path)
 
-    theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
     total_compile = total_run = 0.0
     bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
     try:
+        theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
         for gi, group in enumerate(groups):
             prog = group.program
             label = program_label(prog)
-            bar.set_description(f"[{gi + 1}/{len(groups)}] compile {label}")
             dataset = train.data_arrays(datasets[(prog.dataset, prog.preprocess, prog.train_subset)])
             if replicated is not None:
                 dataset = jax.device_put(dataset, replicated)
-            t0 = time.perf_counter()
-            compiled = compiled_sweep(prog, group.chunk_size, dataset, sharding)
-            compile_s = time.perf_counter() - t0
-            bar.set_description(f"[{gi + 1}/{len(groups)}] run {label}")
-            run_s = 0.0
-            chunks = group.chunks()
-            for chunk in chunks:
-                lanes = lanes_for(chunk, prog, group.chunk_size, sharding)
-                t1 = time.perf_counter()
-                record = jax.device_get(compiled(lanes, dataset))
+            size, compiled, halvings, n_chunks = group.chunk_size, None, 0, 0
+            compile_s = run_s = 0.0
+            remaining = list(group.configs)
+            while remaining:
+                chunk = remaining[:size]
+                try:
+                    if compiled is None:
+                        bar.set_description(f"[{gi + 1}/{len(groups)}] compile {label}")
+                        t0 = time.perf_counter()
+                        compiled = compiled_sweep(prog, size, dataset, sharding)
+                        compile_s += time.perf_counter() - t0
+                        bar.set_description(f"[{gi + 1}/{len(groups)}] run {label}")
+                    lanes = lanes_for(chunk, prog, size, sharding)
+                    t1 = time.perf_counter()
+                    record = jax.device_get(compiled(lanes, dataset))
+                except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
+                    if not is_out_of_memory(err):
+                        raise
+                    smaller = plan.halve_chunk(size, n_dev)
+                    if smaller is None:
+                        raise OutOfMemory(f"{label}: out of device memory even at {size} config(s) per call on "
+                                          f"{n_dev} device(s); lower width, batch_size or probe_batch") from err
+                    tqdm.write(f"satbench: {label}: out of memory at {size} configs per call; "
+                               f"recompiling for {smaller}", file=sys.stderr)
+                    size, compiled, halvings = smaller, None, halvings + 1
+                    continue
                 seconds = time.perf_counter() - t1
                 run_s += seconds
                 tables = record_tables(prog, chunk, record, exp.name, seconds, theory_rows)
                 store.write_part(out, _part_id(chunk), tables)
+                remaining = remaining[len(chunk):]
+                n_chunks += 1
                 bar.update(len(chunk))
                 bar.set_postfix(configs_per_s=f"{len(chunk) / max(seconds, 1e-9):.1f}")
             total_compile += compile_s
@@ -362,14 +486,27 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
             manifest["groups"].append({
                 "program": label, "layers": prog.arch.layers, "masked": prog.masked,
                 "depths": sorted({c["depth"] for c in group.configs}),
-                "n_configs": len(group.configs), "chunk_size": group.chunk_size, "chunks": len(chunks),
+                "n_configs": len(group.configs), "chunk_size": size, "chunks": n_chunks,
+                "planned_chunk_size": group.chunk_size, "oom_halvings": halvings,
+                "bytes_per_config": group.config_bytes, "fixed_bytes": group.fixed_bytes,
+                "budget_bytes": group.budget_bytes,
                 "compile_s": round(compile_s, 3), "run_s": round(run_s, 3),
             })
             store.atomic_write_json(manifest, manifest_path)
+    except KeyboardInterrupt:
+        ids = {c.config_id for c in configs}
+        finished = len(ids & store.finished_ids(out))
+        manifest.update(status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S"), n_finished=finished)
+        store.atomic_write_json(manifest, manifest_path)
+        raise Interrupted(out, finished, len(configs)) from None
     finally:
         bar.close()
 
-    if shard is None:  # shards leave the merge to load_results (others may still be running)
+    if process is not None:  # every slice is written: the first process merges them all
+        dist.barrier("satbench-sweep-finished")
+        if process[0] == 0:
+            store.consolidate(out)
+    elif shard is None:  # shards leave the merge to load_results (others may still be running)
         store.consolidate(out)
     manifest.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
                     compile_s=round(total_compile, 3), run_s=round(total_run, 3))

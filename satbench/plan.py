@@ -9,6 +9,10 @@ compile + run seconds is found exactly by dynamic programming over the
 sorted depths; with the default constants a training sweep keeps depths
 apart (padding wastes FLOPs) and an init-only sweep merges them (compiles
 dominate). All constants live in ``CostModel``.
+
+Chunks are sized to a memory budget per device with ``memory_terms`` (an
+estimate of one config's bytes) and ``chunk_size``; the engine halves a
+chunk that still runs out of memory (``halve_chunk``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import dataclasses
 import math
 from collections import defaultdict
 
-from satbench import data, inits, models, spec, train
+from satbench import data, inits, models, probes, spec, train
 
 #: fields that never change the compiled program
 BATCHED = tuple(k for k, f in spec.FIELDS.items() if f.batched)
@@ -67,14 +71,102 @@ def flops_per_config(values: dict, depth: int, n_in: int, n_out: int) -> float:
     return train_flops + eval_flops + probe_flops + jacobian_flops
 
 
+#: optimizer state per parameter, in parameter-sized buffers (optax: momentum trace; adam mu, nu; rmsprop nu)
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "rmsprop": 1}
+FLOAT_BYTES = 4
+
+
+def n_params(width: int, depth: int, n_in: int, n_out: int) -> int:
+    """Weights and biases of the MLP: input layer, depth - 1 hidden layers, readout."""
+    return n_in * width + width + (depth - 1) * (width * width + width) + width * n_out + n_out
+
+
+def memory_terms(values: dict, depth: int, n_in: int, n_out: int) -> dict[str, int]:
+    """Estimated device bytes of one config (one vmap lane), by what holds them (float32).
+
+    params      the parameters
+    optimizer   optimizer state: 0 (sgd), 1 (momentum, rmsprop) or 2 (adam) parameter copies
+    step        a training step's gradients, updates and the new params and optimizer
+                state beside the old ones in the scan carry: (2 + slots) parameter copies
+    train       train-batch activations kept for the backward pass: pre-activations,
+                activations, their gradients and the zero taps, 4 x batch x width x depth,
+                plus the gathered inputs and logits
+    probe       the probe batch's forward and backward (taps, pre-activations, φ(h),
+                φ'(h), ∂L/∂h and what scan stashes for the backward): 8 x probe_batch x width x depth, plus a gradient copy
+    eval        one evaluation block (train.EVAL_BLOCK examples) forward: 3 x block x width x depth
+    jacobian    forward-mode Jacobian probe: width tangents through every layer for each
+                sample, plus the SVD workspace: samples x width² x (2 depth + 3)
+    outputs     the returned record: per-probe layer fields, curves and spectra
+    The dataset, shared by every lane of a program, is counted once in ``program_bytes``.
+    """
+    w, f = values["width"], FLOAT_BYTES
+    normalised = values.get("norm", "none") != "none"
+    p = n_params(w, depth, n_in, n_out) + (2 * depth * w if normalised else 0)  # + γ, β per unit
+    slots = OPTIMIZER_SLOTS[values["optimizer"]]
+    batch, probe_batch, samples = values["batch_size"], values["probe_batch"], values["jacobian_samples"]
+    steps = values["steps"]
+    n_logs = steps // values["log_every"] + 1
+    n_probes = steps // (values["probe_every"] or max(steps, 1)) + 2
+    return {
+        "params": f * p,
+        "optimizer": f * p * slots,
+        "step": f * p * (2 + slots) + (4 * f * depth * w if normalised else 0),  # + BatchNorm running stats
+        "train": f * (4 * batch * w * depth + batch * (n_in + 2 * n_out)),
+        "probe": f * (8 * probe_batch * w * depth + p),
+        "eval": f * 3 * train.EVAL_BLOCK * w * depth,
+        "jacobian": f * samples * w * w * (2 * depth + 3),
+        "outputs": f * (n_probes * depth * len(probes.LAYER_FIELDS) + 3 * n_logs + n_probes * samples * w),
+    }
+
+
+def config_bytes(values: dict, depth: int, n_in: int, n_out: int) -> int:
+    """Estimated device bytes of one config: the sum of ``memory_terms``."""
+    return sum(memory_terms(values, depth, n_in, n_out).values())
+
+
+def program_bytes(dataset_name: str) -> int:
+    """Bytes every program holds once per device whatever its chunk: the dataset arrays
+    and the evaluation and probe slices copied from them (counted twice)."""
+    info = data.describe(dataset_name)  # planning reads no data
+    return 2 * (info.n_train + info.n_test) * (info.n_in + 1) * FLOAT_BYTES
+
+
+def chunk_size(n_configs: int, per_config: int, fixed: int, budget: int | None,
+               max_chunk: int, n_devices: int = 1) -> int:
+    """Lanes per program call: at most ``max_chunk``, at most what fits ``budget`` bytes
+    per device (``fixed`` + lanes x ``per_config``; at least one lane per device), and a
+    multiple of ``n_devices`` (the config axis is sharded evenly)."""
+    chunk = min(max_chunk, n_configs)
+    if budget is not None:
+        per_device = max(1, (budget - fixed) // max(per_config, 1))
+        chunk = min(chunk, per_device * n_devices)
+    return n_devices * math.ceil(max(chunk, 1) / n_devices)
+
+
+def halve_chunk(size: int, n_devices: int = 1) -> int | None:
+    """The chunk to retry with after running out of memory at ``size`` lanes: half the
+    lanes per device (rounded up), or None when one lane per device already failed."""
+    per_device = size // n_devices
+    if per_device <= 1:
+        return None
+    return n_devices * math.ceil(per_device / 2)
+
+
 @dataclasses.dataclass
 class Group:
-    """Configs sharing one compiled program, run in chunks of ``chunk_size`` lanes."""
+    """Configs sharing one compiled program, run in chunks of ``chunk_size`` lanes.
+
+    ``config_bytes``: estimated bytes per lane; ``fixed_bytes``: per program and device;
+    ``budget_bytes``: the per-device budget the chunk was sized to (None: no budget).
+    """
 
     program: train.Program
     configs: list
     chunk_size: int
     estimated_s: float = 0.0
+    config_bytes: int = 0
+    fixed_bytes: int = 0
+    budget_bytes: int | None = None
 
     def chunks(self) -> list[list]:
         n = self.chunk_size
@@ -119,12 +211,14 @@ def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str
 
 
 def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
-              cost: CostModel = CostModel(), bucketing: bool = True) -> list[Group]:
+              cost: CostModel = CostModel(), bucketing: bool = True,
+              memory_budget: int | None = None) -> list[Group]:
     """Group configs into compiled programs and chunks.
 
-    max_chunk: most lanes per program call (memory, and vmap's diminishing returns on CPU).
+    max_chunk: most lanes per program call (vmap's diminishing returns on CPU).
     n_devices: chunk sizes are rounded up to a multiple of it (the config axis is sharded).
     bucketing: False keeps every depth in its own program.
+    memory_budget: bytes per device a chunk may take by ``config_bytes`` (None: no cap).
     """
     by_static: dict[tuple, list] = defaultdict(list)
     for cfg in configs:
@@ -161,9 +255,11 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
                 probe_batch=values["probe_batch"], jacobian_samples=values["jacobian_samples"],
                 masked=len(bucket) > 1,
             )
-            chunk = min(max_chunk, len(bucket_configs))
-            chunk = n_devices * math.ceil(chunk / n_devices)
-            groups.append(Group(program, bucket_configs, chunk, cost.seconds(deepest, flops, layers)))
+            per_config = config_bytes(values, deepest, n_in, n_out)
+            fixed = program_bytes(values["dataset"])
+            chunk = chunk_size(len(bucket_configs), per_config, fixed, memory_budget, max_chunk, n_devices)
+            groups.append(Group(program, bucket_configs, chunk, cost.seconds(deepest, flops, layers),
+                                per_config, fixed, memory_budget))
     return groups
 
 

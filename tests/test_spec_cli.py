@@ -117,3 +117,85 @@ def test_console_script_end_to_end(tmp_path, tiny_toml):
     assert listing.returncode == 0
     for word in ["sigmoid", "max|φ'|=0.25", "orthogonal", "adam", "digits", "vanishing"]:
         assert word in listing.stdout
+
+
+def _snapshot(folder):
+    """Every file under ``folder``: relative path -> sha256 of its bytes."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A folder holding the finished tiny sweep, and its experiment file."""
+    from conftest import TINY
+
+    root = tmp_path_factory.mktemp("finished")
+    path = root / "tiny.toml"
+    path.write_text(TINY)
+    out = root / "out"
+    result = CliRunner().invoke(cli.main, ["run", str(path), "--out", str(out), "--quiet", "--no-plot"])
+    assert result.exit_code == 0, result.output
+    changed = root / "changed.toml"
+    changed.write_text(TINY.replace("steps = 20", "steps = 10"))
+    return path, out, changed
+
+
+BAD_INVOCATIONS = {
+    "shard equal to count": (["--shard", "3/3"], "--shard must be I/N"),
+    "shard not numbers": (["--shard", "a/b"], "--shard must be I/N"),
+    "shard of zero": (["--shard", "0/0"], "--shard must be I/N"),
+    "shard without count": (["--shard", "1"], "--shard must be I/N"),
+    "out under a file": (["--out", "{out}/runs.parquet/sub"], "not writable"),
+    "out is a file": (["--out", "{out}/manifest.json"], "is not a folder"),
+    "changed spec": (["{changed}"], "holds results of a different spec"),
+    "fresh with shard": (["--fresh", "--shard", "0/2"], "--fresh with --shard"),
+    "max-chunk zero": (["--max-chunk", "0"], "'--max-chunk': 0 is not in the range"),
+    "max-chunk not a number": (["--max-chunk", "many"], "'--max-chunk': 'many' is not a valid integer"),
+    "memory budget word": (["--memory-budget", "lots"], "--memory-budget must be a size"),
+    "memory budget zero": (["--memory-budget", "0GB"], "--memory-budget must be a size"),
+    "memory budget unit": (["--memory-budget", "3XB"], "--memory-budget must be a size"),
+    "memory budget percent": (["--memory-budget", "150%"], "--memory-budget must be a size"),
+    "unknown profile": (["--profile", "huge"], "unknown profile 'huge'"),
+    "missing file": (["{out}/../missing.toml"], "experiment file not found"),
+    "unknown option": (["--bogus"], "No such option '--bogus'"),
+    "coordinator without distributed": (["--coordinator", "127.0.0.1:1234"], "need --distributed"),
+    "distributed partly explicit": (["--distributed", "--coordinator", "127.0.0.1:1234"], "takes all of"),
+    "coordinator without port": (["--distributed", "--coordinator", "127.0.0.1", "--num-processes", "2",
+                                  "--process-id", "0"], "--coordinator must be HOST:PORT"),
+    "process id out of range": (["--distributed", "--coordinator", "127.0.0.1:1234", "--num-processes", "2",
+                                 "--process-id", "2"], "--process-id must be in [0, 2)"),
+    "distributed with shard": (["--distributed", "--shard", "0/2"], "--shard and --distributed"),
+    "distributed with fresh": (["--distributed", "--fresh"], "--fresh with --distributed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INVOCATIONS))
+def test_malformed_invocation_is_one_line_exit_2_and_leaves_results_untouched(case, finished):
+    path, out, changed = finished
+    args, message = BAD_INVOCATIONS[case]
+    args = [a.format(out=out, changed=changed) for a in args]
+    experiment = [] if args[0].endswith(".toml") else [str(path)]
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    before = _snapshot(out)
+    result = CliRunner().invoke(cli.main, ["run", *experiment, *args, "--quiet", "--no-plot"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("satbench: error: "), lines
+    assert message in lines[0], lines[0]
+    assert _snapshot(out) == before
+
+
+def test_distributed_without_a_cluster_is_one_line_exit_2_in_a_fresh_process(finished):
+    """Auto-detection finds no cluster; checked in its own process (it touches jax.distributed)."""
+    path, out, _ = finished
+    before = _snapshot(out)
+    proc = subprocess.run([sys.executable, "-m", "satbench.cli", "run", str(path), "--out", str(out),
+                           "--distributed", "--quiet", "--no-plot"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--distributed: no cluster detected" in lines[0], lines
+    assert _snapshot(out) == before

@@ -1,0 +1,265 @@
+"""Scale-out and reliability: memory-sized chunks, out-of-memory halving, Ctrl-C, many processes."""
+
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import pandas as pd
+import pytest
+
+from satbench import data, engine, models, plan, spec, store, train
+from conftest import TINY
+
+ROOT = Path(__file__).resolve().parent.parent
+COLS = ["final_loss", "final_train_accuracy", "final_test_accuracy", "grad_decay", "last_finite_loss"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny sweep's file and its results from one unchunked, uninterrupted run."""
+    root = tmp_path_factory.mktemp("scale")
+    path = root / "tiny.toml"
+    path.write_text(TINY)
+    engine.run_experiment(spec.load(str(path)), None, root / "whole", progress=False, max_chunk=16)
+    return path, store.load_results(root / "whole")
+
+
+def assert_same_results(got, want):
+    assert got.runs["config_id"].is_unique and set(got.runs["config_id"]) == set(want.runs["config_id"])
+    a = got.runs.set_index("config_id").sort_index()[COLS]
+    b = want.runs.set_index("config_id").sort_index()[COLS]
+    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
+    # one unit's percentiles sit near 0, where chunk-dependent float32 rounding is
+    # ~1e-8 absolute: compare them (and every layer field) to 1e-6 relative or absolute
+    pd.testing.assert_frame_equal(got.layers, want.layers, rtol=1e-6, atol=1e-6)
+    pd.testing.assert_frame_equal(got.curves, want.curves, rtol=1e-6)
+
+
+def _values(**overrides):
+    values = {k: f.default for k, f in spec.FIELDS.items()}
+    values.update(overrides)
+    return values
+
+
+def _tree_bytes(tree) -> int:
+    return sum(x.nbytes for x in jax.tree.leaves(tree))
+
+
+# --- the memory estimate -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("width,depth,optimizer", [(16, 3, "sgd"), (24, 5, "adam"), (8, 2, "momentum")])
+def test_the_estimate_counts_the_actual_params_and_optimizer_state(width, depth, optimizer):
+    ds = data.load("digits")
+    arch = models.Architecture(ds.n_in, ds.n_classes, width, depth, "tanh", "gaussian")
+    _, params = models.init_state(arch, jax.random.key(0), 1.0, 0.1)
+    terms = plan.memory_terms(_values(width=width, depth=depth, optimizer=optimizer), depth, ds.n_in, ds.n_classes)
+    assert terms["params"] == _tree_bytes(params)
+    opt_state = train.make_optimizer(optimizer, 0.1, 0.9).init(params)
+    assert terms["optimizer"] <= _tree_bytes(opt_state) <= terms["optimizer"] + 16  # + adam's step count
+
+
+def test_the_estimate_grows_with_width_depth_batch_and_jacobian_samples():
+    def total(**kw):
+        depth = kw.get("depth", 8)
+        return plan.config_bytes(_values(**kw), depth, 64, 10)
+
+    base = total()
+    assert total(width=256) > base and total(depth=16) > base and total(batch_size=512) > base
+    assert total(probe_batch=1024) > base and total(jacobian_samples=4) > base
+    assert total(optimizer="adam") > total(optimizer="momentum") > total(optimizer="sgd")
+    widths = [total(width=w) for w in (8, 16, 32, 64, 128)]
+    assert widths == sorted(widths) and len(set(widths)) == len(widths)
+
+
+def test_the_estimate_is_near_xlas_own_buffer_assignment():
+    """Per extra lane, XLA:CPU's buffer assignment (temp + output bytes) of a compiled sweep
+    and ``config_bytes`` agree within a factor of two (scanned layers)."""
+    ds = data.load("digits")
+    values = _values(width=16, depth=3, steps=20, log_every=10, optimizer="adam")
+    arch = models.Architecture(ds.n_in, ds.n_classes, 16, 3, "tanh", "gaussian", "scan")
+    program = train.Program(arch, "digits", optimizer="adam", steps=20, log_every=10)
+    used = []
+    for chunk in (1, 3):
+        m = engine.compiled_sweep(program, chunk, train.data_arrays(ds)).memory_analysis()
+        used.append(m.temp_size_in_bytes + m.output_size_in_bytes)
+    per_lane = (used[1] - used[0]) / 2
+    assert 0.5 < plan.config_bytes(values, 3, ds.n_in, ds.n_classes) / per_lane < 2.0
+
+
+def test_chunk_size_fits_the_budget_and_the_devices():
+    assert plan.chunk_size(10, per_config=100, fixed=50, budget=None, max_chunk=16) == 10
+    assert plan.chunk_size(10, per_config=100, fixed=50, budget=250, max_chunk=16) == 2
+    assert plan.chunk_size(10, per_config=100, fixed=50, budget=10, max_chunk=16) == 1  # never below one lane
+    assert plan.chunk_size(10, per_config=100, fixed=50, budget=10**6, max_chunk=4) == 4  # --max-chunk caps
+    assert plan.chunk_size(10, per_config=100, fixed=50, budget=250, max_chunk=16, n_devices=4) == 8
+    assert plan.chunk_size(3, per_config=100, fixed=0, budget=None, max_chunk=16, n_devices=4) == 4
+
+
+def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(tiny, tmp_path):
+    path, whole = tiny
+    exp = spec.load(str(path))
+    cfg = exp.configs()[0]
+    ds = data.load(cfg["dataset"])
+    per_config = plan.config_bytes(cfg.values, cfg["depth"], ds.n_in, ds.n_classes)
+    fixed = plan.program_bytes(cfg["dataset"])
+    budget = fixed + 2 * per_config + per_config // 2  # room for two configs, not three
+    engine.run_experiment(exp, None, tmp_path, progress=False, memory_budget=budget)
+    manifest = store.read_manifest(tmp_path)
+    assert manifest["memory_budget"] == {"bytes_per_device": budget, "source": "--memory-budget"}
+    assert len(manifest["groups"]) == 2  # tanh, relu: four configs each
+    for group in manifest["groups"]:
+        assert group["bytes_per_config"] == per_config and group["budget_bytes"] == budget
+        assert group["chunk_size"] == 2 and group["chunks"] == math.ceil(group["n_configs"] / 2) == 2
+    assert len(store.part_dirs(tmp_path)) == 4
+    assert_same_results(store.load_results(tmp_path), whole)
+
+
+# --- out of memory -------------------------------------------------------------------------------
+
+def _oom():
+    return jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2GiB.")
+
+
+def test_out_of_memory_is_recognised_from_xla_errors_only():
+    assert engine.is_out_of_memory(_oom())
+    assert engine.is_out_of_memory(jax.errors.JaxRuntimeError("INTERNAL: Failed to allocate: out of memory"))
+    assert not engine.is_out_of_memory(jax.errors.JaxRuntimeError("INVALID_ARGUMENT: shapes differ"))
+    assert not engine.is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED"))
+    assert not engine.is_out_of_memory(MemoryError())
+
+
+def test_halving_stops_at_one_config_per_device():
+    assert [plan.halve_chunk(n) for n in (16, 5, 3, 2, 1)] == [8, 3, 2, 1, None]
+    assert [plan.halve_chunk(n, 4) for n in (16, 8, 4)] == [8, 4, None]
+
+
+def _fake_oom_above(limit, calls):
+    real = engine.compiled_sweep
+
+    def compiled_sweep(program, chunk, dataset, sharding=None):
+        calls.append(chunk)
+        if chunk > limit:
+            def raise_oom(*args):
+                raise _oom()
+            return raise_oom
+        return real(program, chunk, dataset, sharding)
+
+    return compiled_sweep
+
+
+def test_a_chunk_out_of_memory_is_halved_and_retried(tiny, tmp_path, monkeypatch, capsys):
+    path, whole = tiny
+    calls = []
+    monkeypatch.setattr(engine, "compiled_sweep", _fake_oom_above(2, calls))
+    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=4)
+    assert calls == [4, 2, 4, 2]  # each group: planned 4 lanes, out of memory, recompiled for 2
+    err = capsys.readouterr().err
+    assert err.count("out of memory at 4 configs per call; recompiling for 2") == 2
+    for group in store.read_manifest(tmp_path)["groups"]:
+        assert (group["planned_chunk_size"], group["chunk_size"], group["chunks"], group["oom_halvings"]) == (4, 2, 2, 1)
+    assert_same_results(store.load_results(tmp_path), whole)
+
+
+def test_out_of_memory_at_one_config_gives_up_with_a_clear_error(tiny, tmp_path, monkeypatch):
+    path, _ = tiny
+    monkeypatch.setattr(engine, "compiled_sweep", _fake_oom_above(0, []))
+    with pytest.raises(engine.OutOfMemory, match=r"out of device memory even at 1 config\(s\) per call"):
+        engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=2)
+    assert store.part_dirs(tmp_path) == []
+
+
+# --- versions ------------------------------------------------------------------------------------
+
+def test_results_of_another_satbench_version_are_resumed_with_a_one_line_warning(tiny, tmp_path, capsys):
+    assert engine.version_note("0.1.0", "0.1.7") is None and engine.version_note(None, "0.1.0") is None
+    assert "satbench 0.2.1" in engine.version_note("0.2.1", "0.1.0")
+    path, _ = tiny
+    exp = spec.load(str(path))
+    manifest = {"experiment": exp.name, "spec_hash": exp.spec_hash(None), "versions": {"satbench": "0.0.3"}}
+    store.write_part(tmp_path, "p", {"runs": pd.DataFrame({"config_id": ["x"]})})
+    store.atomic_write_json(manifest, tmp_path / "manifest.json")
+    engine.prepare_output(tmp_path, exp, None, fresh=False)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "written by satbench 0.0.3" in lines[0] and "--fresh" in lines[0]
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------
+
+def _cli(*args):
+    return [sys.executable, "-m", "satbench.cli", "run", *map(str, args), "--quiet", "--no-plot"]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+
+
+def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tiny, tmp_path):
+    path, whole = tiny
+    out = tmp_path / "out"
+    command = _cli(path, "--out", out, "--max-chunk", "1")
+    proc = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not store.part_dirs(out) and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-3000:]
+    line = stderr.strip().splitlines()[-1]
+    match = re.fullmatch(rf"interrupted: (\d+) of 8 configs finished in {re.escape(str(out))}; "
+                         "rerun the same command to resume", line)
+    assert match, line
+    finished = store.finished_ids(out)
+    assert 1 <= int(match[1]) == len(finished) < 8
+    assert not [p for p in (out / "parts").iterdir() if p.name.startswith(".tmp-")]  # nothing half-written
+    manifest = store.read_manifest(out)
+    assert manifest["status"] == "interrupted" and manifest["n_finished"] == len(finished)
+
+    again = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"({len(finished)} already done)" in again.stdout
+    assert store.read_manifest(out)["status"] == "finished"
+    assert_same_results(store.load_results(out), whole)
+
+
+# --- many processes ------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_under_jax_distributed_equal_one_process(tiny, tmp_path):
+    path, whole = tiny
+    out = tmp_path / "out"
+    port = _free_port()
+    procs = [subprocess.Popen(_cli(path, "--out", out, "--distributed", "--coordinator", f"127.0.0.1:{port}",
+                                   "--num-processes", "2", "--process-id", str(i)),
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    try:
+        results = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    sizes = []
+    for i in range(2):
+        manifest = json.loads((out / f"manifest-shard-{i}-of-2.json").read_text())
+        assert manifest["process"] == [i, 2] and manifest["status"] == "finished"
+        assert len(manifest["devices"]) == 1
+        sizes.append(manifest["n_configs"])
+    assert sum(sizes) == 8 and min(sizes) >= 1  # each process ran its own, disjoint slice
+    assert_same_results(store.load_results(out), whole)
+    merged = pd.read_parquet(out / "runs.parquet")  # written by process 0 after both finished
+    assert sorted(merged["config_id"]) == sorted(whole.runs["config_id"])
