@@ -120,6 +120,18 @@ def derivative(spec: str) -> Callable[[jax.Array], jax.Array]:
     return lambda x: jnp.vectorize(scalar_grad)(x)
 
 
+def switch(fns: list[Callable], index) -> Callable[[jax.Array], jax.Array]:
+    """``fns[index]`` as one elementwise function; ``index`` may be traced.
+
+    Several activations then share one compiled program, the choice being
+    per-lane data: under vmap every branch is evaluated and selected, which
+    costs elementwise work, small next to the matmuls, and saves compiles.
+    """
+    if len(fns) == 1:
+        return fns[0]
+    return lambda x: jax.lax.switch(index, fns, x)
+
+
 @functools.lru_cache(maxsize=None)
 def max_abs_derivative(spec: str) -> float:
     """max |φ'(x)| over x in [-12, 12] on a grid of step 1e-4 (0 is on the grid).

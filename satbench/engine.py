@@ -163,7 +163,7 @@ def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, shar
 def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) -> train.Lane:
     """The batched fields of ``configs`` as a Lane of ``chunk`` lanes (padded by repetition)."""
     rows = [c.values for c in configs] or [dict(_PAD_VALUES, depth=program.arch.depth,
-                                                 init=program.arch.init[0])]
+                                                 init=program.arch.init[0], activation=program.arch.activation[0])]
     rows = rows + [rows[-1]] * (chunk - len(rows))
     target = [np.nan if r["target_loss"] is None else r["target_loss"] for r in rows]
     lane = train.Lane(
@@ -175,6 +175,7 @@ def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) 
         depth=np.array([r["depth"] for r in rows], np.int32),
         init_index=np.array([program.arch.init.index(r["init"]) for r in rows], np.int32),
         residual_scale=np.array([r["residual_scale"] for r in rows], np.float32),
+        activation_index=np.array([program.arch.activation.index(r["activation"]) for r in rows], np.int32),
         clip_norm=np.array([np.inf if r["clip_norm"] is None else r["clip_norm"] for r in rows], np.float32),
     )
     if sharding is None:
@@ -301,7 +302,7 @@ def program_label(program: train.Program) -> str:
     arch = program.arch
     extras = [arch.norm] if arch.norm != "none" else []
     extras += ["residual"] if arch.residual else []
-    return "/".join([arch.activation, "|".join(arch.init), *extras]) + f" d={arch.depth} w={arch.width}"
+    return "/".join(["|".join(arch.activation), "|".join(arch.init), *extras]) + f" d={arch.depth} w={arch.width}"
 
 
 def data_key(values) -> tuple[str, str, int]:

@@ -38,7 +38,7 @@ class Architecture:
     n_out: int
     width: int
     depth: int
-    activation: str
+    activation: str | tuple[str, ...]  # several: φ is chosen per lane by ``Context.activation_index``
     init: str | tuple[str, ...]  # several: the rule is chosen per lane by ``init_index``
     layers: str = "scan"  # "scan" | "unroll"
     norm: str = "none"  # "none" | "batchnorm" | "layernorm", before each φ
@@ -47,6 +47,8 @@ class Architecture:
     def __post_init__(self):
         if isinstance(self.init, str):
             object.__setattr__(self, "init", (self.init,))
+        if isinstance(self.activation, str):
+            object.__setattr__(self, "activation", (self.activation,))
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
         if self.layers not in LAYER_MODES:
@@ -72,11 +74,13 @@ class Context(NamedTuple):
     residual_scale: α of residual layers.
     stats: BatchNorm statistics to normalise with (running averages at
       evaluation); None normalises with the batch's own (training).
+    activation_index: which of ``arch.activation`` this lane uses.
     """
 
     active: jax.Array | None = None
     residual_scale: jax.Array | float = 1.0
     stats: NormStats | None = None
+    activation_index: jax.Array | int = 0
 
 
 class Forward(NamedTuple):
@@ -119,7 +123,7 @@ class MLP(nnx.Module):
           gradient with respect to them is ∂L/∂h_l.
         """
         arch = self.arch
-        phi = activations.get_activation(arch.activation)
+        phi = activations.switch([activations.get_activation(n) for n in arch.activation], ctx.activation_index)
         depth, width = arch.depth, arch.width
         if taps is None:
             taps = jnp.zeros((depth, x.shape[0], width), x.dtype)

@@ -25,10 +25,11 @@ from satbench import data, inits, models, probes, spec, train
 
 #: fields that never change the compiled program
 BATCHED = tuple(k for k, f in spec.FIELDS.items() if f.batched)
-#: fields that do, apart from depth (bucketed), layers (decided here), init (by family)
-#: and remedy (a label: its settings are in the other fields)
+#: fields that do, apart from depth (bucketed), layers (decided here), init (by family),
+#: activation (lane data, a few per program) and remedy (a label: its settings are in the other fields)
 STATIC = tuple(
-    k for k, f in spec.FIELDS.items() if not f.batched and k not in ("depth", "layers", "init", "remedy")
+    k for k, f in spec.FIELDS.items()
+    if not f.batched and k not in ("depth", "layers", "init", "activation", "remedy")
 )
 
 
@@ -44,6 +45,10 @@ class CostModel:
     compile_scan_s: float = 1.0
     scan_slowdown: float = 1.35  # scanned layers run slower than unrolled ones on CPU
     flops_per_s: float = 1.5e11
+    #: activations sharing one program (chosen per lane by lax.switch): under vmap each
+    #: lane evaluates every branch, elementwise work that stays small next to the
+    #: matmuls for a few branches and saves a compile per activation
+    activations_per_program: int = 4
 
     def layer_mode(self, depth: int, flops: float) -> str:
         unroll = self.compile_unroll_s_per_layer * depth + flops / self.flops_per_s
@@ -210,6 +215,17 @@ def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str
     return buckets[::-1]
 
 
+def _split_by_activation(groups, per_program: int) -> list[list]:
+    """Each group's configs in runs of at most ``per_program`` activations (sorted by name)."""
+    out = []
+    for members in groups:
+        names = sorted({c["activation"] for c in members})
+        for i in range(0, len(names), per_program):
+            chosen = set(names[i : i + per_program])
+            out.append([c for c in members if c["activation"] in chosen])
+    return out
+
+
 def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
               cost: CostModel = CostModel(), bucketing: bool = True,
               memory_budget: int | None = None) -> list[Group]:
@@ -225,7 +241,7 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
         by_static[program_key(cfg)].append(cfg)
 
     groups = []
-    for key, members in by_static.items():
+    for members in _split_by_activation(by_static.values(), cost.activations_per_program):
         values = members[0].values
         n_in, n_out = _dims(values["dataset"])
         per_depth: dict[int, list] = defaultdict(list)
@@ -243,7 +259,7 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
             layers = values["layers"] if values["layers"] != "auto" else cost.layer_mode(deepest, flops)
             arch = models.Architecture(
                 n_in=n_in, n_out=n_out, width=values["width"], depth=deepest,
-                activation=values["activation"], layers=layers,
+                activation=tuple(sorted({c["activation"] for c in bucket_configs})), layers=layers,
                 norm=values["norm"], residual=values["residual"],
                 init=tuple(sorted({c["init"] for c in bucket_configs})),
             )
@@ -274,7 +290,7 @@ def shard_slice(configs: list, index: int, count: int, cost: CostModel = CostMod
     if not 0 <= index < count:
         raise ValueError(f"shard index must be in [0, {count}), got {index}")
 
-    ordered = sorted(configs, key=lambda cfg: (tuple(map(str, program_key(cfg))), cfg["depth"]))
+    ordered = sorted(configs, key=lambda cfg: (tuple(map(str, program_key(cfg))), cfg["activation"], cfg["depth"]))
     weights = []
     for cfg in ordered:
         n_in, n_out = _dims(cfg["dataset"])

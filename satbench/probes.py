@@ -25,7 +25,7 @@ def cross_entropy(logits, labels):
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def layer_probes(graphdef, params, x, y, activation: str, ctx=models.Context()) -> dict[str, jax.Array]:
+def layer_probes(graphdef, params, x, y, ctx=models.Context()) -> dict[str, jax.Array]:
     """Every per-layer quantity, each of shape (depth,), on the probe batch (x, y).
 
     ``ctx`` is the lane's forward context; BatchNorm nets are probed as they
@@ -52,19 +52,19 @@ def layer_probes(graphdef, params, x, y, activation: str, ctx=models.Context()) 
         return cross_entropy(fwd.logits, y), fwd.preacts
 
     (g_params, g_taps), preacts = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(params, taps)
-    phi = activations.get_activation(activation)
-    dphi = activations.derivative(activation)(preacts)
+    names, index = arch.activation, ctx.activation_index
+    phi = activations.switch([activations.get_activation(n) for n in names], index)
+    dphi = activations.switch([activations.derivative(n) for n in names], index)(preacts)
     acts = phi(preacts)
-    threshold = SATURATION_THRESHOLD * activations.max_abs_derivative(activation)
+    threshold = SATURATION_THRESHOLD * jnp.asarray([activations.max_abs_derivative(n) for n in names])[index]
+    saturating = jnp.asarray([activations.get_entry(n).saturating for n in names])[index]
     return {
         "grad_norm": nnx.merge(graphdef, g_params).layer_weight_norms(),
         "signal_norm": jnp.sqrt(jnp.sum(g_taps**2, axis=(1, 2))),
         "preact_rms": jnp.sqrt(jnp.mean(preacts**2, axis=(1, 2))),
         "act_mean": acts.mean(axis=(1, 2)),
         "act_std": acts.std(axis=(1, 2)),
-        "sat_frac": (jnp.abs(dphi) < threshold).mean(axis=(1, 2))
-        if activations.get_entry(activation).saturating
-        else jnp.full((arch.depth,), jnp.nan),
+        "sat_frac": jnp.where(saturating, (jnp.abs(dphi) < threshold).mean(axis=(1, 2)), jnp.nan),
         "dead_frac": jnp.all(dphi == 0, axis=1).mean(axis=-1),
         **{f"unit_p{q}": jnp.percentile(preacts[:, :, 0], q, axis=1) for q in (15, 50, 85)},
     }

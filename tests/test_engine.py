@@ -21,7 +21,7 @@ def _program(depth=4, steps=30, activation="tanh", masked=False, layers="scan"):
 def _lanes(**columns):
     n = len(columns["seed"])
     base = dict(sigma_b2=[0.0] * n, learning_rate=[0.05] * n, target_loss=[np.nan] * n, depth=[4] * n,
-                init_index=[0] * n, residual_scale=[1.0] * n, clip_norm=[np.inf] * n)
+                init_index=[0] * n, residual_scale=[1.0] * n, activation_index=[0] * n, clip_norm=[np.inf] * n)
     base.update(columns)
     return train.Lane(
         seed=jnp.asarray(base["seed"], jnp.uint32),
@@ -32,6 +32,7 @@ def _lanes(**columns):
         depth=jnp.asarray(base["depth"], jnp.int32),
         init_index=jnp.asarray(base["init_index"], jnp.int32),
         residual_scale=jnp.asarray(base["residual_scale"], jnp.float32),
+        activation_index=jnp.asarray(base["activation_index"], jnp.int32),
         clip_norm=jnp.asarray(base["clip_norm"], jnp.float32),
     )
 
@@ -143,7 +144,7 @@ sigma_w2 = {scales}
     large = run(experiment([0, 1, 2, 3], [0.5, 1.0, 2.0]), tmp_path / "b")
     assert small == large
     manifest = store.read_manifest(tmp_path / "b")
-    assert len(manifest["groups"]) == 2  # one program per activation
+    assert len(manifest["groups"]) == 1  # tanh and relu share one program: φ is lane data
     assert len(store.load_results(tmp_path / "b").runs) == 24
 
 
@@ -241,6 +242,43 @@ sigma_w2 = [0.5, 1.0]
     cols = ["final_loss", "grad_decay", "final_train_accuracy"]
     pd.testing.assert_frame_equal(a.loc[b.index, cols], b[cols], rtol=1e-5)
     assert a.loc[a["init"] == "standard", "final_loss"].ne(a.loc[a["init"] == "he", "final_loss"].values).all()
+
+
+def test_a_lane_in_a_mixed_activation_program_equals_its_single_activation_program(tmp_path):
+    """Up to CostModel.activations_per_program activations share a program (φ picked per lane
+    by lax.switch); every lane's numbers, probes included, must equal its own program's."""
+    text = """
+[experiment]
+name = "acts"
+[fixed]
+width = 16
+depth = 3
+steps = 20
+log_every = 10
+probe_every = 10
+[grid]
+activation = {acts}
+sigma_w2 = [0.5, 2.0]
+"""
+    mixed = spec.parse(text.format(acts='["sigmoid", "tanh", "relu", "selu", "gelu"]'))
+    engine.run_experiment(mixed, None, tmp_path / "mixed", progress=False)
+    groups = store.read_manifest(tmp_path / "mixed")["groups"]
+    assert len(groups) == 2  # 5 activations, at most 4 per program
+    a = store.load_results(tmp_path / "mixed")
+    for act in ("sigmoid", "relu", "gelu"):
+        alone = spec.parse(text.format(acts=f'["{act}"]'))
+        engine.run_experiment(alone, None, tmp_path / act, progress=False)
+        b = store.load_results(tmp_path / act)
+        ids = b.runs["config_id"]
+        cols = ["final_loss", "grad_decay", "final_train_accuracy"]
+        pd.testing.assert_frame_equal(a.runs.set_index("config_id").loc[ids, cols],
+                                      b.runs.set_index("config_id").loc[ids, cols], rtol=1e-5)
+        la = a.layers[a.layers["config_id"].isin(ids)].sort_values(["config_id", "step", "layer"])
+        lb = b.layers.sort_values(["config_id", "step", "layer"])
+        for col in ("signal_norm", "sat_frac", "dead_frac"):
+            np.testing.assert_allclose(la[col], lb[col], rtol=1e-5, atol=1e-7, err_msg=f"{act} {col}")
+    sat = a.with_config("layers").groupby("activation")["sat_frac"]
+    assert sat.apply(lambda v: v.isna().all())["relu"] and sat.apply(lambda v: v.notna().all())["sigmoid"]
 
 
 def test_deep_orthogonal_program_compiles_promptly():

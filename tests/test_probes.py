@@ -43,7 +43,7 @@ def test_grad_and_signal_norms_equal_explicit_backprop(layers):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 12)).astype(np.float32)
     y = rng.integers(0, 5, size=40).astype(np.int32)
-    out = probes.layer_probes(graphdef, params, jnp.asarray(x), jnp.asarray(y), "tanh")
+    out = probes.layer_probes(graphdef, params, jnp.asarray(x), jnp.asarray(y))
     p = {k: np.asarray(v, np.float64) for k, v in nnx.to_pure_dict(params).items()}
     _, ref_w, ref_h, ref_q = _numpy_backprop(p, x.astype(np.float64), y)
     np.testing.assert_allclose(np.asarray(out["preact_rms"]), ref_q, rtol=1e-5)
@@ -81,13 +81,13 @@ def test_saturation_and_dead_fractions():
     arch = models.Architecture(n_in=10, n_out=2, width=200, depth=2, activation="tanh", init="gaussian")
     graphdef, params = models.init_state(arch, jax.random.key(0), 400.0, 0.0)  # huge weights
     x = jax.random.normal(jax.random.key(1), (64, 10))
-    out = probes.layer_probes(graphdef, params, x, jnp.zeros(64, jnp.int32), "tanh")
+    out = probes.layer_probes(graphdef, params, x, jnp.zeros(64, jnp.int32))
     # pre-activations of layer 2 have std ~ 20·E[tanh²]^½: tanh' < 0.05 needs |h| > 2.18 -> mostly saturated
     assert float(out["sat_frac"][1]) > 0.85
     relu_arch = models.Architecture(n_in=10, n_out=2, width=50, depth=2, activation="relu", init="he")
     graphdef, params = models.init_state(relu_arch, jax.random.key(0), 1.0, 0.0)
     params["b_in"] = nnx.Param(params["b_in"][...].at[:10].set(-1e3))  # kill 10 of 50 units of layer 1
-    out = probes.layer_probes(graphdef, params, x, jnp.zeros(64, jnp.int32), "relu")
+    out = probes.layer_probes(graphdef, params, x, jnp.zeros(64, jnp.int32))
     assert float(out["dead_frac"][0]) == pytest.approx(10 / 50, abs=1 / 50)
     assert np.isnan(float(out["sat_frac"][0]))  # relu is not a saturating activation
 

@@ -15,9 +15,9 @@ DIGITS = data.load("digits")
 
 def _lane(**values):
     base = dict(seed=0, sigma_w2=1.0, sigma_b2=0.0, learning_rate=0.05, target_loss=np.nan, depth=3,
-                init_index=0, residual_scale=1.0, clip_norm=np.inf)
+                init_index=0, residual_scale=1.0, activation_index=0, clip_norm=np.inf)
     base.update(values)
-    dtypes = {"seed": jnp.uint32, "depth": jnp.int32, "init_index": jnp.int32}
+    dtypes = {"seed": jnp.uint32, "depth": jnp.int32, "init_index": jnp.int32, "activation_index": jnp.int32}
     return train.Lane(*(jnp.asarray(base[f], dtypes.get(f, jnp.float32)) for f in train.Lane._fields))
 
 
@@ -33,7 +33,7 @@ def _signal_decades(depth, residual):
     """log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_L‖ at init on the probe batch."""
     graphdef, params = models.init_state(_arch(depth, residual=residual), jax.random.key(0), 1.0, 0.0)
     x, y = jnp.asarray(DIGITS.x_train[:128]), jnp.asarray(DIGITS.y_train[:128])
-    signal = np.asarray(probes.layer_probes(graphdef, params, x, y, "sigmoid")["signal_norm"], np.float64)
+    signal = np.asarray(probes.layer_probes(graphdef, params, x, y)["signal_norm"], np.float64)
     return np.log10(np.maximum(signal[0], 1e-300) / signal[-1])
 
 

@@ -114,10 +114,10 @@ def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(
     engine.run_experiment(exp, None, tmp_path, progress=False, memory_budget=budget)
     manifest = store.read_manifest(tmp_path)
     assert manifest["memory_budget"] == {"bytes_per_device": budget, "source": "--memory-budget"}
-    assert len(manifest["groups"]) == 2  # tanh, relu: four configs each
+    assert len(manifest["groups"]) == 1  # tanh and relu share one program: eight configs
     for group in manifest["groups"]:
         assert group["bytes_per_config"] == per_config and group["budget_bytes"] == budget
-        assert group["chunk_size"] == 2 and group["chunks"] == math.ceil(group["n_configs"] / 2) == 2
+        assert group["chunk_size"] == 2 and group["chunks"] == math.ceil(group["n_configs"] / 2) == 4
     assert len(store.part_dirs(tmp_path)) == 4
     assert_same_results(store.load_results(tmp_path), whole)
 
@@ -160,11 +160,11 @@ def test_a_chunk_out_of_memory_is_halved_and_retried(tiny, tmp_path, monkeypatch
     calls = []
     monkeypatch.setattr(engine, "compiled_sweep", _fake_oom_above(2, calls))
     engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=4)
-    assert calls == [4, 2, 4, 2]  # each group: planned 4 lanes, out of memory, recompiled for 2
+    assert calls == [4, 2]  # one group: planned 4 lanes, out of memory, recompiled for 2
     err = capsys.readouterr().err
-    assert err.count("out of memory at 4 configs per call; recompiling for 2") == 2
+    assert err.count("out of memory at 4 configs per call; recompiling for 2") == 1
     for group in store.read_manifest(tmp_path)["groups"]:
-        assert (group["planned_chunk_size"], group["chunk_size"], group["chunks"], group["oom_halvings"]) == (4, 2, 2, 1)
+        assert (group["planned_chunk_size"], group["chunk_size"], group["chunks"], group["oom_halvings"]) == (4, 2, 4, 1)
     assert_same_results(store.load_results(tmp_path), whole)
 
 

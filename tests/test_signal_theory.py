@@ -27,7 +27,7 @@ def test_measured_signal_decay_matches_chi1_on_a_width_2000_tanh_net():
         graphdef, params = models.init_state(arch, jax.random.key(7), sigma_w2, sigma_b2)
         x = _input_at_q_star(64, width, t["q_star"], sigma_w2, sigma_b2)
         y = jnp.arange(64) % 10
-        signal = np.asarray(probes.layer_probes(graphdef, params, x, y, "tanh")["signal_norm"], np.float64)
+        signal = np.asarray(probes.layer_probes(graphdef, params, x, y)["signal_norm"], np.float64)
         ell = np.arange(1, depth + 1)
         keep = slice(2, depth - 1)  # away from the readout's own scale
         slope = np.polyfit(ell[keep], np.log(signal[keep] ** 2), 1)[0]
