@@ -4,8 +4,9 @@ Top, one row per activation × remedy, one column per depth (median over
 seeds): log10 of the weight-gradient norm of the first layer over the last
 at initialisation (0: the gradient reaches the input undiminished; −5: a
 hundred-thousandfold smaller), the steps to reach the target train loss
-("—": not within the run), and the final test accuracy. Bottom: training
-loss of the deepest nets, one line per remedy.
+("—": not within the run), and the final test accuracy ("div": most seeds
+diverged, their loss became non-finite). Bottom: training loss of the deepest
+nets, one line per remedy (a diverged net's line stops where it diverged).
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def plot(results):
         ax = fig.add_subplot(grid[0, i])
         pivot = _pivot(table, value, rows, reached_only)
         labels = pivot.map(lambda v: "" if np.isnan(v) else ("≤−30" if v <= FLOOR else format(v, fmt)))
+        if value == "final_test_accuracy":
+            diverged = _pivot(table.assign(diverged=table["diverged"].astype(float)), "diverged", rows) > 0.5
+            labels = labels.mask(diverged.fillna(False).astype(bool), "div")
         sns.heatmap(pivot, ax=ax, cmap=cmap, vmin=lo, vmax=hi, annot=labels, fmt="", annot_kws={"fontsize": 7},
                     cbar=False, linewidths=0.5, linecolor="white", mask=pivot.isna())
         ax.grid(False)

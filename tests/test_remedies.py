@@ -177,3 +177,16 @@ def test_invalid_remedy_settings_are_one_line_errors(fields, message):
     with pytest.raises(spec.SpecError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
         spec.parse(f'[experiment]\nname = "r"\n[fixed]\n{fields}\n')
     assert "\n" not in str(err.value)
+
+
+def test_remedy_matrix_claims_hold_on_the_sigmoid_depth32_row(tmp_path):
+    """The remedy matrix's claim, on its own row: plain sigmoid fails at depth 32, BatchNorm and
+    residual connections train (the quick profile's full matrix is in REPRODUCTIONS.md)."""
+    from click.testing import CliRunner
+
+    from satbench import cli
+
+    r = CliRunner().invoke(cli.main, ["reproduce", "remedies", "--profile", "sigmoid32",
+                                      "--results-root", str(tmp_path)])
+    assert r.exit_code == 0, r.output + r.stderr
+    assert r.output.count("PASS") == 3 and "FAIL" not in r.output
