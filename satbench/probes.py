@@ -89,9 +89,9 @@ def decay_rate(grad_norm, depth_first: int = 2):
         return float("nan")
     start = depth_first - 1 if depth >= 3 else 0
     layers = np.arange(start + 1, depth + 1, dtype=np.float64)
-    logs = np.log(np.maximum(g[start:], 1e-300) ** 2)
-    if not np.all(np.isfinite(logs)):
+    if not np.all(np.isfinite(g[start:]) & (g[start:] > 0)):  # underflowed or overflowed: no rate
         return float("nan")
+    logs = 2 * np.log(g[start:])
     slope = np.polyfit(layers, logs, 1)[0]
     return float(np.exp(-slope))
 
