@@ -17,15 +17,17 @@ __version__ = "0.1.0"
 def _attach_checkout_folders() -> None:
     """Installed, ``figures/`` and ``experiments/`` are the subpackages ``satbench.figures``
     and ``satbench.experiments``; imported straight from a source checkout they sit beside
-    the package, so attach them under the same names."""
+    the package, so attach them under the same names. A checkout's own folders win over
+    an editable install of another checkout, whose finder would otherwise supply them."""
     root = _Path(__file__).resolve().parent.parent
+    checkout = (root / "pyproject.toml").is_file()
     for name in ("figures", "experiments"):
         full = f"{__name__}.{name}"
         folder = root / name
         if full in _sys.modules or not (folder / "__init__.py").exists():
             continue
         try:
-            if _util.find_spec(full) is not None:
+            if not checkout and _util.find_spec(full) is not None:
                 continue
         except ModuleNotFoundError:
             pass
