@@ -65,7 +65,8 @@ def claims(results):
     shallow, deep = err.columns.min(), err.columns.max()
     plain, res = err.loc["plain"], err.loc["residual"]
     return [
-        dict(claim=f"degradation: plain depth {deep} ends with higher training error than plain depth {shallow} (by > 0.05)",
+        dict(claim=f"degradation: plain depth {deep} ends with higher training error than plain depth {shallow} "
+                   "(by > 0.05)",
              paper="plain-56 above plain-20 throughout training (Fig. 1, 6 left)",
              measured=f"{plain[deep]:.3f} vs {plain[shallow]:.3f}",
              holds=bool(plain[deep] - plain[shallow] > 0.05)),

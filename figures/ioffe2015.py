@@ -125,7 +125,8 @@ def claims(results):
              paper="≈ .98 vs ≈ .975 in reimplementations (PAPERS.md)",
              measured=f"BN {final['with BN']:.3f} vs plain {final['without BN']:.3f}",
              holds=bool(final["with BN"] >= final["without BN"] - 0.01)),
-        dict(claim="last-layer sigmoid input: band p85−p15 changes < 2.5× with BN (worst seed), > 10× without (best seed)",
+        dict(claim="last-layer sigmoid input: band p85−p15 changes < 2.5× with BN (worst seed), "
+                   "> 10× without (best seed)",
              paper="stable with BN, widens without (Fig. 1b, c)",
              measured=f"max/min band width: BN ≤ {worst_bn:.2f}, plain ≥ {best_plain:.1f}",
              holds=bool(worst_bn < 2.5 and best_plain > 10)),
