@@ -35,15 +35,15 @@ def test_he2016_quick_reproduces_the_degradation(tmp_path):
 
 
 def test_klambauer2017_training_curves_snn_vs_batchnorm(tmp_path):
-    """Klambauer et al. 2017 Fig. 1 on the 'training_test' profile (depths 8 and 32, 2 seeds):
+    """Klambauer et al. 2017 Fig. 1 on the 'test' profile (depths 8 and 32, 2 seeds):
     SNNs train smoothly and beat ReLU + BN at depth 32; plain ReLU with standard init stays at chance."""
-    out = _reproduce(tmp_path, "klambauer2017", "--profile", "training_test")
+    out = _reproduce(tmp_path, "klambauer2017_training", "--profile", "test")
     assert out.count("PASS") == 4 and "FAIL" not in out
-    assert (tmp_path / "klambauer2017" / "training_test" / "figures" / "klambauer2017.png").exists()
+    assert (tmp_path / "klambauer2017_training" / "test" / "figures" / "klambauer2017.png").exists()
 
 
 @pytest.mark.slow
 def test_klambauer2017_training_profile(tmp_path):
-    """The full training profile: depths 8/16/32, 3 seeds (≈ 1.5–2 min on 2 cores)."""
-    out = _reproduce(tmp_path, "klambauer2017", "--profile", "training")
+    """The quick training profile: depths 8/16/32, 3 seeds (≈ 1.5–2 min on 2 cores)."""
+    out = _reproduce(tmp_path, "klambauer2017_training")
     assert out.count("PASS") == 4 and "FAIL" not in out
