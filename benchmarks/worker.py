@@ -1,8 +1,11 @@
 """Run one system on one workload in this process and write what it measured as JSON.
 
 The harness starts one worker process per measurement, so each system's peak
-RSS is its own (the parent reads it with ``os.wait4``) and no JAX cache leaks
-from one system into the next. Only the system's own framework is imported:
+RSS is its own and no JAX cache leaks from one system into the next. Peak RSS
+is the kernel's high-water mark of this process's memory map (``VmHWM`` in
+/proc/self/status), not ``ru_maxrss``: Linux carries ``ru_maxrss`` over an
+exec, so a worker forked from the harness (jax and torch loaded) would report
+the harness's size. Only the system's own framework is imported:
 a PyTorch worker never imports jax or satbench.
 
     python -m benchmarks.worker SYSTEM WORKLOAD SCALE --data NPZ --result JSON [--threads T] [--work DIR]
@@ -26,7 +29,13 @@ SYSTEMS = ("satbench", "jax-loop", "torch-loop", "torch-vmap")
 
 
 def rss_now_kb() -> int:
-    """Peak RSS of this process so far (Linux: KiB)."""
+    """Peak RSS of this process so far, KiB (VmHWM; ``ru_maxrss`` where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -102,7 +111,7 @@ def main(argv=None) -> None:
         result = run_peer(args.system, wl, load_arrays(args.data), threads)
     result.update(system=args.system, workload=args.workload, scale=args.scale,
                   threads=args.threads or None, process_s=time.perf_counter() - t_start,
-                  rss_self_kb=rss_now_kb(), python=sys.version.split()[0])
+                  peak_rss_kb=rss_now_kb(), python=sys.version.split()[0])
     args.result.write_text(json.dumps(result, default=float))
 
 
