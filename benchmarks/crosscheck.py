@@ -52,8 +52,10 @@ def _sizes(arrays, wl, depth):
 
 
 def peer_agreement(wl, arrays: dict, steps: int, torch_ok: bool) -> list[dict]:
-    """JAX peer vs PyTorch loop vs PyTorch vmap from identical weights and minibatches."""
-    from benchmarks import peers_torch
+    """JAX peer vs PyTorch loop vs PyTorch vmap from identical weights and minibatches
+    (the JAX peer alone, with nothing to compare, when torch is missing)."""
+    if torch_ok:
+        from benchmarks import peers_torch
 
     x, y = arrays["x_train"], arrays["y_train"]
     sigma = workloads.crosscheck_sigma(wl)

@@ -99,19 +99,17 @@ def run_workload(wl, arrays: dict) -> dict:
         t0 = time.perf_counter()
         if wl.init_only:
             fn = functools.partial(probe_config, activation=activation, sizes=sizes)
-            probe = (x[: wl.probe_batch], y[: wl.probe_batch], x[: wl.jacobian_samples])
-            compiled = jax.jit(fn).lower(np.int32(0), np.float32(1), x, y, *probe).compile()
-            call = lambda seed, s: compiled(np.int32(seed), np.float32(s), x, y, *probe)  # noqa: E731
+            rest = (x, y, x[: wl.probe_batch], y[: wl.probe_batch], x[: wl.jacobian_samples])
         else:
             fn = functools.partial(train_config, activation=activation, sizes=sizes, steps=wl.steps,
                                    batch=wl.batch_size)
-            compiled = jax.jit(fn).lower(np.int32(0), np.float32(1), np.float32(wl.learning_rate), x, y).compile()
-            call = lambda seed, s: compiled(np.int32(seed), np.float32(s), np.float32(wl.learning_rate), x, y)  # noqa: E731
+            rest = (np.float32(wl.learning_rate), x, y)
+        compiled = jax.jit(fn).lower(np.int32(0), np.float32(1), *rest).compile()
         t1 = time.perf_counter()
         compile_s += t1 - t0
         for sigma_w2 in wl.sigma_w2:
             for seed in wl.seeds:
-                out = jax.device_get(call(seed, sigma_w2))  # to the host, one config at a time
+                out = jax.device_get(compiled(np.int32(seed), np.float32(sigma_w2), *rest))  # one config at a time
                 loss = out[0] if wl.init_only else out
                 losses.append({"activation": activation, "depth": depth, "sigma_w2": sigma_w2, "seed": seed,
                                "final_loss": float(loss)})

@@ -106,6 +106,11 @@ def init_probes(model, x, y, x_probe, y_probe, x_jac):
     return loss, grad_norms, svals
 
 
+def _tensor(a) -> torch.Tensor:
+    """A torch tensor of its own copy of ``a`` (jax's numpy views are read-only)."""
+    return torch.from_numpy(np.array(a))
+
+
 def _tensors(arrays: dict):
     return torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["y_train"]).long()
 
@@ -207,29 +212,28 @@ def run_vmap(wl, arrays: dict) -> dict:
 
 def loss_curve(params_np, idx, x, y, lr, activation):
     """Cross-check entry for (b): SGD from given weights over given indices; (steps,) losses, final loss."""
-    x, y = torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y)).long()
+    x, y = _tensor(x), _tensor(y).long()
     sizes = (params_np[0][0].shape[0],) + tuple(w.shape[1] for w, _ in params_np)
     model = load_(build_mlp(sizes, activation), params_np)
-    losses = sgd_loop(model, torch.from_numpy(np.array(idx)).long(), x, y, lr)
+    losses = sgd_loop(model, _tensor(idx).long(), x, y, lr)
     with torch.no_grad():
         return losses.numpy(), float(F.cross_entropy(model(x), y))
 
 
 def vmap_loss_curve(params_np, idx, x, y, lr, activation, copies: int = 2):
     """Cross-check entry for (c): the same run, stacked ``copies`` times under vmap; lane 0's curve."""
-    x, y = torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y)).long()
+    x, y = _tensor(x), _tensor(y).long()
     sizes = (params_np[0][0].shape[0],) + tuple(w.shape[1] for w, _ in params_np)
     base = build_mlp(sizes, activation)
     params = stack_params([load_(build_mlp(sizes, activation), params_np) for _ in range(copies)])
-    idx_t = torch.from_numpy(np.array(idx)).long()[None].expand(copies, -1, -1)
+    idx_t = _tensor(idx).long()[None].expand(copies, -1, -1)
     params, losses = vmap_sgd(base, params, idx_t, x, y, torch.full((copies,), lr))
     return losses[0].numpy(), float(vmap_final_loss(base, params, x, y)[0])
 
 
 def probes_from(params_np, x, y, x_probe, y_probe, x_jac, activation, vmapped: bool = False):
     """Cross-check entry: the init-only measurements of given weights, as numpy."""
-    t = lambda a, long=False: torch.from_numpy(np.array(a)).long() if long else torch.from_numpy(np.array(a))  # noqa: E731
-    args = (t(x), t(y, True), t(x_probe), t(y_probe, True), t(x_jac))
+    args = (_tensor(x), _tensor(y).long(), _tensor(x_probe), _tensor(y_probe).long(), _tensor(x_jac))
     sizes = (params_np[0][0].shape[0],) + tuple(w.shape[1] for w, _ in params_np)
     model = load_(build_mlp(sizes, activation), params_np)
     if vmapped:
