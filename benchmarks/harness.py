@@ -205,3 +205,6 @@ def main(argv=None) -> None:
     (args.out / "report.json").write_text(json.dumps(doc, indent=1, default=float))
     (args.out / "report.md").write_text(report.markdown(doc))
     print(f"\nwrote {args.out / 'report.md'} and report.json", flush=True)
+    failed = [name for name, w in results.items() if w["crosscheck"] and not w["crosscheck"]["passed"]]
+    if failed:  # the timings are kept, but a disagreement must not pass unnoticed
+        sys.exit(f"benchmarks: cross-check FAILED for {', '.join(failed)} (see report.md)")
