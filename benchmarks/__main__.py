@@ -1,0 +1,5 @@
+"""``python -m benchmarks``: see ``benchmarks.harness``."""
+
+from benchmarks.harness import main
+
+main()

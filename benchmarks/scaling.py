@@ -1,0 +1,101 @@
+"""How satbench's cost grows: wall time vs number of configs, compile time vs depth.
+
+Both run satbench through ``engine.run_experiment`` in this process with the
+persistent compilation cache off (``SATBENCH_COMPILATION_CACHE=0``, set by the
+harness), so every point pays its own compile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import workloads
+
+BASE = workloads.Workload("scaling", width=64, batch_size=64, depths=(8,), activations=("tanh",),
+                          sigma_w2=(1.0,), seeds=(0,), steps=100)
+COUNTS = {"tiny": (1, 8, 64), "full": (1, 4, 16, 64, 256, 1024)}
+DEPTHS = {"tiny": (2, 4, 8), "full": (2, 4, 8, 16, 32, 64)}
+STEPS = {"tiny": 20, "full": 100}
+DEPTH_STEPS = 10
+
+
+def run_satbench(wl, layers: str = "auto") -> dict:
+    """One satbench sweep in a temp folder: wall, compile and run seconds, and its programs."""
+    import jax
+
+    from satbench import engine, spec
+
+    jax.clear_caches()
+    with tempfile.TemporaryDirectory(prefix="satbench-scaling-") as tmp:
+        toml = Path(tmp) / "scaling.toml"
+        toml.write_text(workloads.experiment_toml(wl, name="scaling", layers=layers))
+        t0 = time.perf_counter()
+        summary = engine.run_experiment(spec.load(str(toml)), None, Path(tmp) / "out", progress=False)
+        wall = time.perf_counter() - t0
+    return {"wall_s": wall, "compile_s": summary.compile_s, "run_s": summary.run_s, "n_groups": summary.n_groups}
+
+
+def configs_sweep(scale: str) -> list[dict]:
+    """Wall time vs number of configs (seeds) at fixed depth 8, width 64."""
+    rows = []
+    for n in COUNTS[scale]:
+        wl = dataclasses.replace(BASE, seeds=tuple(range(n)), steps=STEPS[scale])
+        rows.append({"n_configs": n, "steps": wl.steps, **run_satbench(wl)})
+        print(f"  scaling: {n:5d} configs: {rows[-1]['wall_s']:.1f} s", flush=True)
+    return rows
+
+
+def depth_sweep(scale: str) -> list[dict]:
+    """Compile time vs depth, layers forced to scan and to unroll (one config each)."""
+    rows = []
+    for layers in ("scan", "unroll"):
+        for depth in DEPTHS[scale]:
+            wl = dataclasses.replace(BASE, depths=(depth,), steps=DEPTH_STEPS)
+            rows.append({"layers": layers, "depth": depth, **run_satbench(wl, layers)})
+            print(f"  compile: {layers:6s} depth {depth:3d}: {rows[-1]['compile_s']:.1f} s", flush=True)
+    return rows
+
+
+def plot_configs(rows: list[dict], path: Path, title: str) -> Path:
+    """Log-log wall and run time vs configs, with a linear reference through the last point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [r["n_configs"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(n, [r["wall_s"] for r in rows], "o-", label="wall (compile + run + I/O)")
+    ax.plot(n, [r["run_s"] for r in rows], "s-", label="run")
+    ax.plot(n, [r["compile_s"] for r in rows], "^--", label="compile")
+    ax.plot(n, [rows[-1]["run_s"] * k / n[-1] for k in n], ":", color="grey", label="linear in configs")
+    ax.set(xscale="log", yscale="log", xlabel="configs (seeds) in the sweep", ylabel="seconds", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_depth(rows: list[dict], path: Path, title: str) -> Path:
+    """Compile seconds vs depth for scanned and unrolled layer stacks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for layers, marker in (("scan", "o-"), ("unroll", "s-")):
+        sub = [r for r in rows if r["layers"] == layers]
+        ax.plot([r["depth"] for r in sub], [r["compile_s"] for r in sub], marker, label=f"layers = {layers}")
+    ax.set(xlabel="depth (hidden layers)", ylabel="compile seconds", title=title)
+    ax.set_xticks(sorted({r["depth"] for r in rows}))
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,187 @@
+"""The benchmark workloads, fixed in code, and how much work each one is.
+
+Pure Python (no jax, no torch): the PyTorch workers import this module, and
+what they import is what their peak RSS measures.
+
+FLOP convention (the report's GFLOP/s): a dense layer of fan_in × fan_out
+costs 2·fan_in·fan_out per example forward and twice that backward, so one
+SGD step is 6·batch·ΣW with ΣW = Σ_l fan_in·fan_out; bias adds, activations,
+the softmax and the SGD update are not counted. *Common* FLOPs are the work
+every system does: the training steps, a final loss over the training set,
+and for ``init-only`` one probe-batch forward + backward and the forward-mode
+Jacobian ∂h_L/∂h_1 of each Jacobian sample (2·width per hidden-layer weight
+per sample; the SVD is not counted). satbench's *extra* FLOPs (its loss
+evaluations on train and test at every log step, layer probes, Jacobian
+spectra at the last step) are reported separately, so GFLOP/s compares like
+with like.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+#: the satbench experiment fields every workload shares (the peers do the same)
+INIT = "gaussian"  # W ~ N(0, σ_w²/fan_in) for every layer, readout included
+SIGMA_B2 = 0.0  # biases start at zero
+EVAL_SIZE = 2048  # satbench's default: its final train loss covers min(2048, n_train) examples
+SCALES = ("tiny", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One benchmark sweep: a grid of configs, identical for every system."""
+
+    name: str
+    width: int
+    batch_size: int
+    depths: tuple[int, ...]
+    activations: tuple[str, ...]
+    sigma_w2: tuple[float, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    learning_rate: float = 0.01
+    dataset: str = "digits"
+    jacobian_samples: int = 0
+    probe_batch: int = 256
+
+    @property
+    def init_only(self) -> bool:
+        return self.steps == 0
+
+    @property
+    def log_every(self) -> int:
+        """satbench logs the loss at step 0 and at the end only (the peers log nothing)."""
+        return max(self.steps, 1)
+
+    def shapes(self) -> list[tuple[str, int]]:
+        """(activation, depth) pairs: one compiled program per pair in the per-config loops."""
+        return list(itertools.product(self.activations, self.depths))
+
+    def configs(self) -> list[dict]:
+        """Every config, grouped by shape (the order the loops run them in)."""
+        return [{"activation": a, "depth": d, "sigma_w2": s, "seed": seed}
+                for a, d in self.shapes() for s in self.sigma_w2 for seed in self.seeds]
+
+    @property
+    def n_configs(self) -> int:
+        return len(self.activations) * len(self.depths) * len(self.sigma_w2) * len(self.seeds)
+
+
+def _geometric(lo: float, hi: float, n: int) -> tuple[float, ...]:
+    """n values from lo to hi, evenly spaced in log (rounded so the TOML stays readable)."""
+    return tuple(round(lo * (hi / lo) ** (k / (n - 1)), 4) for k in range(n))
+
+
+FULL = {
+    "small": Workload("small", width=64, batch_size=64, depths=(4, 8, 16, 32),
+                      activations=("sigmoid", "tanh", "relu"), sigma_w2=_geometric(0.25, 4.0, 8),
+                      seeds=(0, 1, 2, 3), steps=500),
+    "medium": Workload("medium", width=256, batch_size=128, depths=(8, 16, 32, 64), activations=("tanh",),
+                       sigma_w2=(0.5, 1.0, 1.5, 2.0, 4.0), seeds=(0, 1, 2, 3), steps=200),
+    "init-only": Workload("init-only", width=1000, batch_size=64, depths=(50,),
+                          activations=("sigmoid", "tanh", "relu", "erf"), sigma_w2=_geometric(0.25, 8.0, 16),
+                          seeds=tuple(range(8)), steps=0, jacobian_samples=4),
+}
+
+#: the smoke-run shrink: fewer seeds, σ_w², depths and steps (init-only also narrower and shallower,
+#: since one width-1000 depth-50 Jacobian alone is ~1e11 FLOPs)
+TINY = {
+    "small": dataclasses.replace(FULL["small"], depths=(4, 8), activations=("tanh", "relu"),
+                                 sigma_w2=(1.0, 2.0), seeds=(0, 1), steps=50),
+    "medium": dataclasses.replace(FULL["medium"], depths=(8,), sigma_w2=(1.0, 2.0), seeds=(0, 1), steps=20),
+    "init-only": dataclasses.replace(FULL["init-only"], width=128, depths=(10,), activations=("tanh", "relu"),
+                                     sigma_w2=(1.0, 2.0), seeds=(0, 1), jacobian_samples=2, probe_batch=64),
+}
+
+WORKLOADS = tuple(FULL)
+
+
+def get(name: str, scale: str) -> Workload:
+    """The workload ``name`` at ``scale``; unknown names list the known ones."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
+    table = FULL if scale == "full" else TINY
+    if name not in table:
+        raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
+    return table[name]
+
+
+def experiment_toml(wl: Workload, name: str | None = None, layers: str = "auto") -> str:
+    """The satbench experiment file of a workload: the same grid the peers loop over."""
+    def fmt(values):
+        return "[" + ", ".join(repr(v) if not isinstance(v, str) else f'"{v}"' for v in values) + "]"
+
+    return "\n".join([
+        "[experiment]",
+        f'name = "{name or "bench-" + wl.name}"',
+        f'description = "benchmarks/ workload {wl.name}"',
+        "",
+        "[fixed]",
+        f'dataset = "{wl.dataset}"',
+        f"width = {wl.width}",
+        f'init = "{INIT}"',
+        f"sigma_b2 = {SIGMA_B2}",
+        'optimizer = "sgd"',
+        f"learning_rate = {wl.learning_rate}",
+        f"batch_size = {wl.batch_size}",
+        f"steps = {wl.steps}",
+        f"log_every = {wl.log_every}",
+        "probe_every = 0",
+        f"probe_batch = {wl.probe_batch}",
+        f"jacobian_samples = {wl.jacobian_samples}",
+        f'layers = "{layers}"',
+        "",
+        "[grid]",
+        f"activation = {fmt(wl.activations)}",
+        f"depth = {fmt(wl.depths)}",
+        f"sigma_w2 = {fmt(wl.sigma_w2)}",
+        f"seed = {fmt(wl.seeds)}",
+        "",
+    ])
+
+
+def weights(n_in: int, width: int, depth: int, n_out: int) -> int:
+    """ΣW = Σ fan_in·fan_out over the depth hidden layers and the readout."""
+    return n_in * width + (depth - 1) * width * width + width * n_out
+
+
+def jacobian_flops(width: int, depth: int, samples: int) -> float:
+    """Forward-mode ∂h_L/∂h_1: width tangents through depth − 1 square layers, per sample."""
+    return 2.0 * samples * width * (depth - 1) * width * width
+
+
+def common_flops(wl: Workload, depth: int, n_in: int, n_out: int, n_train: int) -> float:
+    """FLOPs of one config that every system performs (see the module docstring)."""
+    w = weights(n_in, wl.width, depth, n_out)
+    n_eval = min(EVAL_SIZE, n_train)
+    flops = 6.0 * wl.steps * wl.batch_size * w + 2.0 * n_eval * w
+    if wl.init_only:
+        flops += 6.0 * min(wl.probe_batch, n_train) * w + jacobian_flops(wl.width, depth, wl.jacobian_samples)
+    return flops
+
+
+def satbench_flops(wl: Workload, depth: int, n_in: int, n_out: int, n_train: int, n_test: int) -> float:
+    """FLOPs of one config as satbench runs it: training, loss on train and test at every
+    log step, and layer probes (with Jacobian spectra) at step 0 and the last step."""
+    w = weights(n_in, wl.width, depth, n_out)
+    n_logs = wl.steps // wl.log_every + 1
+    n_probes = 1 if wl.steps == 0 else 2
+    evals = n_logs * 2.0 * (min(EVAL_SIZE, n_train) + min(EVAL_SIZE, n_test)) * w
+    probes = n_probes * (6.0 * min(wl.probe_batch, n_train) * w + jacobian_flops(wl.width, depth, wl.jacobian_samples))
+    return 6.0 * wl.steps * wl.batch_size * w + evals + probes
+
+
+def workload_flops(wl: Workload, n_in: int, n_out: int, n_train: int, n_test: int) -> dict[str, float]:
+    """Total common and satbench-extra FLOPs of the whole sweep."""
+    per_shape = len(wl.sigma_w2) * len(wl.seeds)
+    common = sum(per_shape * common_flops(wl, d, n_in, n_out, n_train) for _, d in wl.shapes())
+    total = sum(per_shape * satbench_flops(wl, d, n_in, n_out, n_train, n_test) for _, d in wl.shapes())
+    return {"common": common, "satbench_extra": total - common}
+
+
+def crosscheck_sigma(wl: Workload) -> float:
+    """The grid σ_w² used for cross-checks: the one nearest 1 (no explosion to amplify
+    float rounding differences into disagreement)."""
+    return min(wl.sigma_w2, key=lambda s: (abs(math.log(s)), s))
