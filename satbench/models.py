@@ -162,9 +162,13 @@ class MLP(nnx.Module):
         if arch.layers == "scan":
             a, (hs, means, variances) = jax.lax.scan(layer, a1, xs)
         else:
+            # unstack once: the gradient of one unstack is one stack, while the gradient of
+            # depth separate slices is depth padded copies of the whole stack (measured:
+            # 1.5x the step time of a 32-layer width-64 net on CPU)
+            per_layer = [jnp.unstack(t) if t.shape[0] else [] for t in xs]
             a, outs = a1, []
-            for i in range(depth - 1):
-                a, out = layer(a, jax.tree.map(lambda t: t[i], xs))
+            for layer_inputs in zip(*per_layer):
+                a, out = layer(a, layer_inputs)
                 outs.append(out)
             empty = (jnp.zeros((0,) + h1.shape, h1.dtype), jnp.zeros((0, width)), jnp.zeros((0, width)))
             hs, means, variances = (jnp.stack(p) for p in zip(*outs)) if outs else empty

@@ -190,3 +190,17 @@ def test_remedy_matrix_claims_hold_on_the_sigmoid_depth32_row(tmp_path):
                                       "--results-root", str(tmp_path)])
     assert r.exit_code == 0, r.output + r.stderr
     assert r.output.count("PASS") == 3 and "FAIL" not in r.output
+
+
+def test_unrolled_and_scanned_layers_agree_with_norms_and_skips():
+    x, y = jnp.asarray(DIGITS.x_train[:32]), jnp.asarray(DIGITS.y_train[:32])
+    for options in ({"norm": "batchnorm"}, {"norm": "layernorm", "residual": True}):
+        outs = []
+        for layers in ("scan", "unroll"):
+            arch = models.Architecture(DIGITS.n_in, DIGITS.n_classes, 16, 5, ("tanh", "relu"), "gaussian", layers,
+                                       **options)
+            graphdef, params = models.init_state(arch, jax.random.key(4), 1.5, 0.1)
+            ctx = models.Context(residual_scale=0.5, activation_index=1)
+            outs.append(probes.layer_probes(graphdef, params, x, y, ctx))
+        for k in ("grad_norm", "signal_norm", "preact_rms", "unit_p50"):
+            np.testing.assert_allclose(outs[0][k], outs[1][k], rtol=1e-5, atol=1e-6, err_msg=f"{options} {k}")
