@@ -118,6 +118,9 @@ def jacobian_singular_values(graphdef, params, x, ctx=models.Context()) -> jax.A
 
     def one(example):
         jac = jax.jacfwd(last_preact)(jnp.zeros((arch.width,), example.dtype), example)
-        return jnp.linalg.svd(jac, compute_uv=False)
+        # LAPACK's SVD of a matrix with inf/NaN prints errors and may not return: a lane
+        # whose weights blew up gets NaN singular values instead
+        finite = jnp.all(jnp.isfinite(jac))
+        return jnp.where(finite, jnp.linalg.svd(jnp.where(finite, jac, 0.0), compute_uv=False), jnp.nan)
 
     return jax.vmap(one)(x)

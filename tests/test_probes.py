@@ -148,3 +148,20 @@ def test_jacobian_spectrum_equals_numpy_product_of_layer_jacobians():
             jac = jac @ layer_jac
             h = np.tanh(h) @ w + b
         np.testing.assert_allclose(sv[i], np.linalg.svd(jac, compute_uv=False), rtol=1e-4, atol=1e-6)
+
+
+def test_jacobian_spectrum_of_a_blown_up_net_is_nan_without_lapack_errors(capfd):
+    """A lane whose weights overflowed (a deep linear net at a too-large learning rate) has an
+    inf/NaN Jacobian: its spectrum is NaN, and LAPACK never sees the non-finite matrix (it
+    printed 'On entry to SLASCL parameter number 4 had an illegal value' to stdout: the divide-and-
+    conquer SVD of a matrix wider than 25 rescales by its non-finite norm)."""
+    arch = models.Architecture(n_in=4, n_out=2, width=64, depth=3, activation="linear", init="gaussian")
+    graphdef, params = models.init_state(arch, jax.random.key(0), 1.0, 0.0)
+    params["w_hidden"] = nnx.Param(jnp.full_like(params["w_hidden"][...], 1e30))  # J = W_3 W_2: all inf
+    sv = probes.jacobian_singular_values(graphdef, params, jnp.ones((2, 4)))
+    assert bool(jnp.all(jnp.isnan(sv)))
+    out = capfd.readouterr()
+    assert "SLASCL" not in out.out + out.err
+    finite = probes.jacobian_singular_values(graphdef, models.init_state(arch, jax.random.key(0), 1.0, 0.0)[1],
+                                             jnp.ones((2, 4)))
+    assert bool(jnp.all(jnp.isfinite(finite)))
