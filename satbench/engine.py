@@ -142,6 +142,9 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
         s2 = sv[:, 0] ** 2  # at initialisation
         jac = {"jac_mean_s2": s2.mean(axis=(1, 2)), "jac_var_s2": s2.var(axis=(1, 2)), "jac_s_max": sv[:, 0].max(axis=(1, 2))}
 
+    if rec.histograms is not None:
+        tables["histograms"] = histogram_rows(ids, depths, probe_steps, rec.histograms)
+
     rows = []
     for i, cfg in enumerate(configs):
         d = cfg["depth"]
@@ -172,6 +175,23 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
         runs[col] = runs[col].astype("float64")
     tables["runs"] = runs  # written last: a part's runs rows mark its configs finished
     return tables
+
+
+def histogram_rows(ids, depths, probe_steps, hist: dict) -> pd.DataFrame:
+    """Long-form histogram rows (config_id, step, quantity, layer, bin, lo, hi, count): one per
+    bin, with the bin's own edges, dropping layers beyond a config's depth."""
+    counts = np.asarray(hist["counts"])  # (n, probes, quantities, depth, bins)
+    n, n_p, n_q, dmax, bins = counts.shape
+    c, p, q, layer, b = np.meshgrid(*(np.arange(k) for k in counts.shape), indexing="ij")
+    keep = (layer < np.asarray(depths)[:, None, None, None, None]).ravel()
+    lo = np.asarray(hist["lo"], np.float64)[c, p, q]
+    width = (np.asarray(hist["hi"], np.float64)[c, p, q] - lo) / bins
+    return pd.DataFrame({
+        "config_id": np.asarray(ids)[c.ravel()], "step": probe_steps[p.ravel()],
+        "quantity": np.asarray(probes.HISTOGRAM_QUANTITIES)[q.ravel()], "layer": layer.ravel() + 1,
+        "bin": b.ravel(), "lo": (lo + b * width).ravel(), "hi": (lo + (b + 1) * width).ravel(),
+        "count": counts.ravel().astype(np.int64),
+    })[keep].reset_index(drop=True)
 
 
 THEORY_COLUMNS = ("mf_sigma_w2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory")
