@@ -66,6 +66,26 @@ def enable_compilation_cache() -> Path | None:
     return path
 
 
+def single_threaded_blas():
+    """A context in which BLAS/LAPACK libraries use one thread each.
+
+    XLA:CPU already runs a vmapped SVD (orthogonal init, Jacobian spectra) as a batch of LAPACK
+    calls spread over its own threads; each call then starting OpenBLAS threads of its own
+    oversubscribes the cores: on a 2-core machine a sweep's SVDs ran ~20× slower and could hang
+    for good (seen in saxe2014's orthogonal programs). jaxlib calls scipy's OpenBLAS, loaded
+    here so that the limit reaches it; without threadpoolctl (a scikit-learn dependency) this
+    does nothing.
+    """
+    import contextlib
+
+    try:
+        import scipy.linalg  # noqa: F401  (loads the OpenBLAS that jaxlib's LAPACK kernels call)
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, sharding=None):
     """``jit(vmap(run))`` for one program, lowered and compiled for ``chunk`` lanes."""
     fn = jax.jit(jax.vmap(functools.partial(train.run, program), in_axes=(0, None)))
@@ -353,7 +373,9 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
     theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
     total_compile = total_run = 0.0
     bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
+    blas = single_threaded_blas()  # entered and left with the loop (no re-indented loop)
     try:
+        blas.__enter__()
         for gi, group in enumerate(groups):
             prog = group.program
             label = program_label(prog)
@@ -387,6 +409,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
             })
             store.atomic_write_json(manifest, manifest_path)
     finally:
+        blas.__exit__(None, None, None)
         bar.close()
 
     if shard is None:  # shards leave the merge to load_results (others may still be running)
