@@ -3,7 +3,8 @@
 With the "standard" init U[±1/√fan_in], the top hidden layer of a sigmoid
 net is driven to ≈ 0 early (saturated: its units output 0, the readout
 learns from biases alone) while lower layers stay above 0.5; the network
-sits near chance. The same net with tanh learns. Bottom: train accuracy.
+sits near chance. The same net with tanh learns. Bottom: train accuracy
+(dashed: the normalised init of Figs. 6-7, for reference).
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 
+def _standard_init(df):
+    """The rows of Fig. 2's setting: the "standard" init (the sweep may add the normalised one)."""
+    return df[df["init"] == "standard"]
+
+
 def plot(results):
     from satbench.figures._common import style
 
     style()
-    layers = results.with_config("layers")
+    layers = _standard_init(results.with_config("layers"))
     sig = layers[(layers["activation"] == "sigmoid") & (layers["seed"] == layers["seed"].min())]
     curves = results.with_config("curves")
     fig, (ax_a, ax_c) = plt.subplots(2, 1, figsize=(8, 7), constrained_layout=True,
@@ -31,20 +37,22 @@ def plot(results):
              title=f"sigmoid, {int(sig['depth'].iloc[0])}×{int(sig['width'].iloc[0])}, standard init, "
                    f"batch {int(sig['batch_size'].iloc[0])}")
     ax_a.legend(title="hidden layer (1 = input side)", fontsize=8)
-    sns.lineplot(data=curves, x="step", y="train_accuracy", hue="activation", units="seed",
-                 estimator=None, ax=ax_c)
+    styles = [i for i in ("standard", "glorot_uniform") if i in set(curves["init"])]
+    sns.lineplot(data=curves, x="step", y="train_accuracy", hue="activation", style="init", style_order=styles,
+                 units="seed", estimator=None, ax=ax_c)
     ax_c.set(ylim=(0, 1.02), xlabel="SGD step", ylabel="train accuracy")
+    ax_c.legend(fontsize=8, ncol=2)
     return fig
 
 
 def claims(results):
-    """Fig. 2's statements, measured at the last probe (median over seeds)."""
-    layers = results.with_config("layers")
+    """Fig. 2's statements, measured at the last probe (median over seeds), standard init."""
+    layers = _standard_init(results.with_config("layers"))
     last_step = layers["step"].max()
     sig = layers[(layers["activation"] == "sigmoid")]
     depth = int(sig["depth"].max())
     end = sig[sig["step"] == last_step].groupby("layer")["act_mean"].median()
-    runs = results.runs
+    runs = _standard_init(results.runs)
     acc = runs.groupby("activation")["final_train_accuracy"].median()
     lower = end.loc[1 : depth - 1]
     return [

@@ -14,6 +14,18 @@ from pathlib import Path as _Path
 __version__ = "0.1.0"
 
 
+def _installed_inside_package(full: str) -> bool:
+    """True if ``full`` is a real subpackage inside this package's folder (an installed
+    copy). A finder elsewhere (an editable install of another checkout) does not count:
+    it would pair this checkout's code with that checkout's figures and experiments."""
+    try:
+        found = _util.find_spec(full)
+    except ModuleNotFoundError:
+        return False
+    here = _Path(__file__).resolve().parent
+    return bool(found and found.origin and _Path(found.origin).resolve().is_relative_to(here))
+
+
 def _attach_checkout_folders() -> None:
     """Installed, ``figures/`` and ``experiments/`` are the subpackages ``satbench.figures``
     and ``satbench.experiments``; imported straight from a source checkout they sit beside
@@ -26,11 +38,8 @@ def _attach_checkout_folders() -> None:
         folder = root / name
         if full in _sys.modules or not (folder / "__init__.py").exists():
             continue
-        try:
-            if not checkout and _util.find_spec(full) is not None:
-                continue
-        except ModuleNotFoundError:
-            pass
+        if _installed_inside_package(full):
+            continue
         spec = _util.spec_from_file_location(full, folder / "__init__.py",
                                              submodule_search_locations=[str(folder)])
         module = _util.module_from_spec(spec)

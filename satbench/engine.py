@@ -153,6 +153,26 @@ def enable_compilation_cache() -> Path | None:
     return path
 
 
+def single_threaded_blas():
+    """A context in which BLAS/LAPACK libraries use one thread each.
+
+    XLA:CPU already runs a vmapped SVD (orthogonal init, Jacobian spectra) as a batch of LAPACK
+    calls spread over its own threads; each call then starting OpenBLAS threads of its own
+    oversubscribes the cores: on a 2-core machine a sweep's SVDs ran ~20× slower and could hang
+    for good (seen in saxe2014's orthogonal programs). jaxlib calls scipy's OpenBLAS, loaded
+    here so that the limit reaches it; without threadpoolctl (a scikit-learn dependency) this
+    does nothing.
+    """
+    import contextlib
+
+    try:
+        import scipy.linalg  # noqa: F401  (loads the OpenBLAS that jaxlib's LAPACK kernels call)
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, sharding=None):
     """``jit(vmap(run))`` for one program, lowered and compiled for ``chunk`` lanes."""
     fn = jax.jit(jax.vmap(functools.partial(train.run, program), in_axes=(0, None)))
@@ -230,6 +250,9 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
         s2 = sv[:, 0] ** 2  # at initialisation
         jac = {"jac_mean_s2": s2.mean(axis=(1, 2)), "jac_var_s2": s2.var(axis=(1, 2)), "jac_s_max": sv[:, 0].max(axis=(1, 2))}
 
+    if rec.histograms is not None:
+        tables["histograms"] = histogram_rows(ids, depths, probe_steps, rec.histograms)
+
     rows = []
     for i, cfg in enumerate(configs):
         d = cfg["depth"]
@@ -260,6 +283,23 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
         runs[col] = runs[col].astype("float64")
     tables["runs"] = runs  # written last: a part's runs rows mark its configs finished
     return tables
+
+
+def histogram_rows(ids, depths, probe_steps, hist: dict) -> pd.DataFrame:
+    """Long-form histogram rows (config_id, step, quantity, layer, bin, lo, hi, count): one per
+    bin, with the bin's own edges, dropping layers beyond a config's depth."""
+    counts = np.asarray(hist["counts"])  # (n, probes, quantities, depth, bins)
+    n, n_p, n_q, dmax, bins = counts.shape
+    c, p, q, layer, b = np.meshgrid(*(np.arange(k) for k in counts.shape), indexing="ij")
+    keep = (layer < np.asarray(depths)[:, None, None, None, None]).ravel()
+    lo = np.asarray(hist["lo"], np.float64)[c, p, q]
+    width = (np.asarray(hist["hi"], np.float64)[c, p, q] - lo) / bins
+    return pd.DataFrame({
+        "config_id": np.asarray(ids)[c.ravel()], "step": probe_steps[p.ravel()],
+        "quantity": np.asarray(probes.HISTOGRAM_QUANTITIES)[q.ravel()], "layer": layer.ravel() + 1,
+        "bin": b.ravel(), "lo": (lo + b * width).ravel(), "hi": (lo + (b + 1) * width).ravel(),
+        "count": counts.ravel().astype(np.int64),
+    })[keep].reset_index(drop=True)
 
 
 THEORY_COLUMNS = ("mf_sigma_w2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory")
@@ -440,7 +480,9 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
 
     total_compile = total_run = 0.0
     bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
+    blas = single_threaded_blas()  # entered and left with the loop (no re-indented loop)
     try:
+        blas.__enter__()
         theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
         for gi, group in enumerate(groups):
             prog = group.program
@@ -501,6 +543,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         store.atomic_write_json(manifest, manifest_path)
         raise Interrupted(out, finished, len(configs)) from None
     finally:
+        blas.__exit__(None, None, None)
         bar.close()
 
     if process is not None:  # every slice is written: the first process merges them all

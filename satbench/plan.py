@@ -269,6 +269,7 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
                 momentum=values["momentum"], batch_size=values["batch_size"], steps=values["steps"],
                 log_every=values["log_every"], probe_every=values["probe_every"],
                 probe_batch=values["probe_batch"], jacobian_samples=values["jacobian_samples"],
+                histogram_bins=values["histogram_bins"],
                 masked=len(bucket) > 1,
             )
             per_config = config_bytes(values, deepest, n_in, n_out)

@@ -25,7 +25,31 @@ def cross_entropy(logits, labels):
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def layer_probes(graphdef, params, x, y, ctx=models.Context()) -> dict[str, jax.Array]:
+#: quantities of ``layer_histograms``, in the order of their leading axis
+HISTOGRAM_QUANTITIES = ("activation", "gradient")
+
+
+def layer_histograms(values, bins: int, active=None):
+    """Per-layer counts of ``values`` (depth, batch, width) in ``bins`` equal bins.
+
+    The bins span [min, max] over all (active) layers, so the layers of one
+    probe share their edges and can be overlaid: a layer whose values are
+    narrower piles into the middle bins, which is how Glorot & Bengio (2010,
+    Figs. 6-7) show shrinking activations and gradients. Layers beyond a
+    lane's depth (``active`` False) neither set the range nor count.
+    Returns (counts (depth, bins) int32, lo, hi).
+    """
+    keep = jnp.ones(values.shape[0], bool) if active is None else active
+    lo = jnp.min(jnp.where(keep[:, None, None], values, jnp.inf))
+    hi = jnp.max(jnp.where(keep[:, None, None], values, -jnp.inf))
+    step = (hi - lo) / bins
+    index = jnp.floor((values - lo) / jnp.where(step > 0, step, 1.0))
+    index = jnp.clip(index, 0, bins - 1).astype(jnp.int32)  # the maximum lands in the last bin
+    counts = jax.vmap(lambda i: jnp.bincount(i.ravel(), length=bins))(index)
+    return jnp.where(keep[:, None], counts, 0).astype(jnp.int32), lo, hi
+
+
+def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: int = 0) -> dict[str, jax.Array]:
     """Every per-layer quantity, each of shape (depth,), on the probe batch (x, y).
 
     ``ctx`` is the lane's forward context; BatchNorm nets are probed as they
@@ -42,6 +66,10 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context()) -> dict[str, jax.
     unit_p15/50/85  15th/50th/85th percentile over the batch of one unit's
                  φ input (the layer's first unit): how one input distribution
                  moves during training (Ioffe & Szegedy 2015, Fig. 1)
+
+    With ``histogram_bins`` > 0 the dict also holds "histograms": counts
+    (2, depth, bins) of φ(h_l) and ∂L/∂h_l over units × examples, and their
+    ranges lo, hi (2,) each (``layer_histograms``, HISTOGRAM_QUANTITIES order).
     """
     model = nnx.merge(graphdef, params)
     arch = model.arch
@@ -58,7 +86,7 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context()) -> dict[str, jax.
     acts = phi(preacts)
     threshold = SATURATION_THRESHOLD * jnp.asarray([activations.max_abs_derivative(n) for n in names])[index]
     saturating = jnp.asarray([activations.get_entry(n).saturating for n in names])[index]
-    return {
+    out = {
         "grad_norm": nnx.merge(graphdef, g_params).layer_weight_norms(),
         "signal_norm": jnp.sqrt(jnp.sum(g_taps**2, axis=(1, 2))),
         "preact_rms": jnp.sqrt(jnp.mean(preacts**2, axis=(1, 2))),
@@ -68,6 +96,11 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context()) -> dict[str, jax.
         "dead_frac": jnp.all(dphi == 0, axis=1).mean(axis=-1),
         **{f"unit_p{q}": jnp.percentile(preacts[:, :, 0], q, axis=1) for q in (15, 50, 85)},
     }
+    if histogram_bins:
+        hists = [layer_histograms(v, histogram_bins, ctx.active) for v in (acts, g_taps)]
+        out["histograms"] = {"counts": jnp.stack([h[0] for h in hists]),
+                             "lo": jnp.stack([h[1] for h in hists]), "hi": jnp.stack([h[2] for h in hists])}
+    return out
 
 
 def decay_rate(grad_norm, depth_first: int = 2):
@@ -118,6 +151,9 @@ def jacobian_singular_values(graphdef, params, x, ctx=models.Context()) -> jax.A
 
     def one(example):
         jac = jax.jacfwd(last_preact)(jnp.zeros((arch.width,), example.dtype), example)
-        return jnp.linalg.svd(jac, compute_uv=False)
+        # LAPACK's SVD of a matrix with inf/NaN prints errors and may not return: a lane
+        # whose weights blew up gets NaN singular values instead
+        finite = jnp.all(jnp.isfinite(jac))
+        return jnp.where(finite, jnp.linalg.svd(jnp.where(finite, jac, 0.0), compute_uv=False), jnp.nan)
 
     return jax.vmap(one)(x)

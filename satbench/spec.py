@@ -92,6 +92,8 @@ FIELDS: dict[str, Field] = {
     "probe_every": Field(int, 0, "steps between layer probes (0: first and last only)", _non_negative),
     "probe_batch": Field(int, 256, "examples in the probe batch", _positive),
     "jacobian_samples": Field(int, 0, "examples whose input-output Jacobian spectrum is probed", _non_negative),
+    "histogram_bins": Field(int, 0, "bins of per-layer histograms of φ(h_l) and ∂L/∂h_l at each probe (0: off)",
+                            _non_negative, id_omits_default=True),
     "target_loss": Field(float, None, "train loss that counts as trained", _positive, batched=True, optional=True),
     "layers": Field(str, "auto", "layer stack: scan, unroll or auto (planner)",
                     _choices(lambda: ["auto", "scan", "unroll"])),

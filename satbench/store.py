@@ -3,7 +3,7 @@
 Layout of ``OUT/``::
 
     parts/<part_id>/{runs,layers,curves}.parquet   one folder per finished chunk
-                                                   (+ spectra.parquet when probed)
+                                                   (+ spectra/histograms.parquet when probed)
     runs.parquet, layers.parquet, curves.parquet   all parts merged (written at the end)
     manifest.json                                  spec, versions, devices, timings
     figures/                                       PNG + PDF
@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 TABLES = ("runs", "layers", "curves")
-OPTIONAL_TABLES = ("spectra",)  # written only by sweeps that probe them
+OPTIONAL_TABLES = ("spectra", "histograms")  # written only by sweeps that probe them
 PARTS = "parts"
 MANIFEST = "manifest.json"
 
@@ -40,6 +40,7 @@ class Results:
     layers: pd.DataFrame
     curves: pd.DataFrame
     spectra: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    histograms: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def with_config(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """``table`` with the config fields of ``runs`` joined on config_id."""
@@ -140,14 +141,18 @@ def load_results(out) -> Results:
         raise FileNotFoundError(f"results folder not found: {out}")
     tables = {name: _read_table(out, name) for name in TABLES}
     spectra = _read_table(out, "spectra", required=False)
+    histograms = _read_table(out, "histograms", required=False)
     runs = tables["runs"].drop_duplicates("config_id", keep="first")
     sort = lambda df, keys: df.sort_values(keys, kind="stable").reset_index(drop=True)  # noqa: E731
     spectra_keys = ["config_id", "step", "sample", "index"]
+    histogram_keys = ["config_id", "step", "quantity", "layer", "bin"]
     return Results(
         runs=runs.reset_index(drop=True),
         layers=sort(tables["layers"].drop_duplicates(["config_id", "step", "layer"]), ["config_id", "step", "layer"]),
         curves=sort(tables["curves"].drop_duplicates(["config_id", "step"]), ["config_id", "step"]),
         spectra=sort(spectra.drop_duplicates(spectra_keys), spectra_keys) if len(spectra) else spectra,
+        histograms=(sort(histograms.drop_duplicates(histogram_keys), histogram_keys)
+                    if len(histograms) else histograms),
     )
 
 

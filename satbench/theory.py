@@ -509,6 +509,34 @@ def jacobian_moments(act: str, sigma_w2, sigma_b2, depth: int, weights: str = "o
     return mean, var
 
 
+@functools.partial(jax.jit, static_argnames=("act", "weights"))
+def jacobian_moments_from(act: str, sigma_w2, sigma_b2, q1, depth: int, weights: str = "orthogonal"):
+    """``jacobian_moments`` for a net whose first layer starts at length ``q1`` instead of q*.
+
+    Real inputs rarely sit at q*, and near σ_w² = 1 tanh's q-map approaches
+    q* over tens of layers, so the D_l of a finite net are evaluated at its
+    own q_l (the q-map iterated from q1), not at q*. Free factors multiply
+    means and add normalised variances, so with μ_k taken at each q_l:
+    mean = ∏ σ_w² μ₁(q_l) and var/mean² = Σ (μ₂(q_l)/μ₁(q_l)² − 1 − s₁),
+    over the ``depth`` factors D W (l = 1..depth; a traced value: one compile
+    serves every depth). Equals ``jacobian_moments`` when q1 = q*.
+    """
+    if weights not in ("orthogonal", "gaussian"):
+        raise ValueError(f"weights must be 'orthogonal' or 'gaussian', got {weights!r}")
+    s1 = 0.0 if weights == "orthogonal" else -1.0
+    sigma_w2 = _f(sigma_w2)
+
+    def layer(_, carry):
+        q, log_mean, nvar = carry
+        mu1, mu2 = jacobian_mu(act, q, 1), jacobian_mu(act, q, 2)
+        return (jnp.clip(q_map(act, q, sigma_w2, sigma_b2), 0.0, Q_MAX),
+                log_mean + jnp.log(sigma_w2 * mu1), nvar + mu2 / mu1**2 - 1.0 - s1)
+
+    _, log_mean, nvar = lax.fori_loop(0, depth, layer, (jnp.minimum(_f(q1), Q_MAX), _f(0.0), _f(0.0)))
+    mean = jnp.exp(log_mean)
+    return mean, mean**2 * nvar
+
+
 # ----------------------------------------------------------------- summaries
 def _fixed_point_summary(act, sigma_w2, sigma_b2):
     """All fixed-point quantities for one (σ_w², σ_b²), sharing q* and c*."""

@@ -44,6 +44,7 @@ class Program:
     probe_batch: int = 256
     eval_size: int = 2048
     jacobian_samples: int = 0  # examples whose ∂h_L/∂h_1 spectrum is probed (0: none)
+    histogram_bins: int = 0  # bins of per-layer histograms of φ(h_l) and ∂L/∂h_l (0: none)
     masked: bool = False  # lanes carry their own depth <= arch.depth
 
     def __post_init__(self):
@@ -106,6 +107,7 @@ class Record(NamedTuple):
     steps_to_target: jax.Array  # int32, -1 if not reached (or no target)
     clip_rate: jax.Array  # fraction of steps whose gradient norm exceeded clip_norm
     max_grad_norm: jax.Array  # largest global gradient norm of any step
+    histograms: dict | None = None  # counts (n_probes, 2, depth, bins), lo and hi (n_probes, 2), or None
 
 
 class TrainState(NamedTuple):
@@ -207,7 +209,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     x_jac = data.x_train[: program.jacobian_samples]
 
     def probe(p):
-        out = probes.layer_probes(graphdef, p, x_probe, y_probe, ctx)
+        out = probes.layer_probes(graphdef, p, x_probe, y_probe, ctx, program.histogram_bins)
         if program.jacobian_samples:
             jac_ctx = ctx
             if batchnorm:  # the probe batch's statistics, held fixed
@@ -279,8 +281,9 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         layer_parts.append(jax.tree.map(lambda v: v[None], probe(state.params)))
 
     train_loss, train_acc, test_acc = (jnp.concatenate(parts) for parts in zip(*evals))
-    layers = {k: jnp.concatenate([p[k] for p in layer_parts]) for k in layer_parts[0]}
+    layers = jax.tree.map(lambda *parts: jnp.concatenate(parts), *layer_parts)  # (n_probes, ...) leaves
     spectra = layers.pop("spectra", None)
+    histograms = layers.pop("histograms", None)
     hit = train_loss <= lane.target_loss  # False for a NaN target
     log_steps = jnp.asarray(program.log_steps(), jnp.int32)
     return Record(
@@ -295,6 +298,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         steps_to_target=jnp.where(jnp.any(hit), log_steps[jnp.argmax(hit)], -1),
         clip_rate=state.clipped_steps / max(program.steps, 1),
         max_grad_norm=state.max_grad_norm,
+        histograms=histograms,
     )
 
 

@@ -420,3 +420,63 @@ def test_three_shards_read_together_equal_the_unsharded_sweep(tiny_toml, tmp_pat
     pd.testing.assert_frame_equal(a.layers, b.layers, rtol=1e-5, atol=1e-6)
     # a rerun of the whole sweep over the shards' folder finds everything done
     assert engine.run_experiment(exp, None, tmp_path / "sharded", progress=False).n_skipped == 8
+
+
+_OMITTED_AT_DEFAULT = ("preprocess", "train_subset", "norm", "residual", "residual_scale", "clip_norm", "remedy")
+
+
+def test_histograms_table_covers_every_unit_and_example_of_each_active_layer(tmp_path):
+    """histogram_bins > 0 adds a histograms table (φ(h_l) and ∂L/∂h_l per layer and probe step);
+    in a padded two-depth program the shallow lane has rows for its own layers only. Off by
+    default: the field is left out of config ids at 0, so earlier results keep theirs."""
+    text = """
+[experiment]
+name = "hist"
+[fixed]
+steps = 10
+log_every = 10
+width = 8
+probe_batch = 16
+layers = "scan"
+{extra}
+[grid]
+depth = [2, 4]
+"""
+    exp = spec.parse(text.format(extra="histogram_bins = 6"))
+    plain = spec.parse(text.format(extra="")).configs()[0]
+    assert plain.config_id == spec.config_id({k: v for k, v in plain.values.items()
+                                              if k not in ("histogram_bins", *_OMITTED_AT_DEFAULT)})
+    engine.run_experiment(exp, None, tmp_path, progress=False)
+    r = store.load_results(tmp_path)
+    h = r.histograms.merge(r.runs[["config_id", "depth"]], on="config_id")
+    assert set(h["quantity"]) == {"activation", "gradient"} and set(h["step"]) == {0, 10}
+    assert (h["layer"] <= h["depth"]).all() and set(h["bin"]) == set(range(6))
+    totals = h.groupby(["config_id", "step", "quantity", "layer"])["count"].sum()
+    assert len(totals) == 2 * 2 * (2 + 4) and (totals == 16 * 8).all()
+    assert (h["hi"] > h["lo"]).all() and (tmp_path / "histograms.parquet").exists()
+    act = h[h["quantity"] == "activation"]
+    assert act["lo"].min() >= -1 and act["hi"].max() <= 1  # tanh
+
+
+def test_a_sweep_runs_with_single_threaded_blas_and_restores_it(tiny_toml, tmp_path, monkeypatch):
+    """XLA spreads a vmapped SVD over its own threads; OpenBLAS threads inside each LAPACK call
+    oversubscribed 2 cores (a sweep of orthogonal inits ran ~20× slower and could hang). During a
+    sweep every BLAS library runs one thread; afterwards the caller's setting is back."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.linalg  # noqa: F401  (the OpenBLAS behind jaxlib's LAPACK)
+
+    def blas_threads():
+        return {d["filepath"]: d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"}
+
+    before = blas_threads()
+    seen = []
+    real = engine.compiled_sweep
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "compiled_sweep", spy)
+    engine.run_experiment(spec.load(str(tiny_toml)), None, tmp_path, progress=False)
+    assert seen and all(set(s.values()) == {1} for s in seen)
+    assert blas_threads() == before

@@ -148,3 +148,52 @@ def test_jacobian_spectrum_equals_numpy_product_of_layer_jacobians():
             jac = jac @ layer_jac
             h = np.tanh(h) @ w + b
         np.testing.assert_allclose(sv[i], np.linalg.svd(jac, compute_uv=False), rtol=1e-4, atol=1e-6)
+
+
+def test_layer_histograms_count_every_value_in_shared_bins_and_skip_masked_layers():
+    """Counts equal numpy's histogram over [min, max] of the active layers; a masked layer's
+    (garbage) values neither widen the range nor count."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(3, 20, 7)) * np.array([1.0, 0.1, 50.0])[:, None, None]
+    active = jnp.array([True, True, False])
+    counts, lo, hi = probes.layer_histograms(jnp.asarray(values, jnp.float32), 9, active)
+    edges = np.linspace(values[:2].min(), values[:2].max(), 10)
+    assert float(lo) == pytest.approx(edges[0], rel=1e-6) and float(hi) == pytest.approx(edges[-1], rel=1e-6)
+    for layer in range(2):
+        np.testing.assert_array_equal(np.asarray(counts[layer]), np.histogram(values[layer], edges)[0])
+    assert int(counts[2].sum()) == 0
+    # the narrow layer piles into the middle bins: Glorot & Bengio's "0-peak"
+    assert int(counts[1, 3:6].sum()) == 140
+
+
+def test_layer_probes_histograms_are_the_activations_and_back_propagated_gradients():
+    arch = models.Architecture(n_in=6, n_out=3, width=10, depth=3, activation="tanh", init="gaussian")
+    graphdef, params = models.init_state(arch, jax.random.key(0), 1.0, 0.0)
+    x = jax.random.normal(jax.random.key(1), (8, 6))
+    y = jnp.arange(8) % 3
+    out = probes.layer_probes(graphdef, params, x, y, histogram_bins=5)
+    assert "histograms" not in probes.layer_probes(graphdef, params, x, y)
+    hist = out["histograms"]
+    assert hist["counts"].shape == (2, 3, 5)
+    np.testing.assert_array_equal(np.asarray(hist["counts"].sum(-1)), 8 * 10)
+    preacts = nnx.merge(graphdef, params)(x).preacts
+    assert float(hist["hi"][0]) == pytest.approx(float(jnp.tanh(preacts).max()))
+    # the gradient range is set by ‖∂L/∂h_l‖: its largest entry is at most the norm
+    assert float(jnp.maximum(-hist["lo"][1], hist["hi"][1])) <= float(out["signal_norm"].max()) + 1e-7
+
+
+def test_jacobian_spectrum_of_a_blown_up_net_is_nan_without_lapack_errors(capfd):
+    """A lane whose weights overflowed (a deep linear net at a too-large learning rate) has an
+    inf/NaN Jacobian: its spectrum is NaN, and LAPACK never sees the non-finite matrix (it
+    printed 'On entry to SLASCL parameter number 4 had an illegal value' to stdout: the divide-and-
+    conquer SVD of a matrix wider than 25 rescales by its non-finite norm)."""
+    arch = models.Architecture(n_in=4, n_out=2, width=64, depth=3, activation="linear", init="gaussian")
+    graphdef, params = models.init_state(arch, jax.random.key(0), 1.0, 0.0)
+    params["w_hidden"] = nnx.Param(jnp.full_like(params["w_hidden"][...], 1e30))  # J = W_3 W_2: all inf
+    sv = probes.jacobian_singular_values(graphdef, params, jnp.ones((2, 4)))
+    assert bool(jnp.all(jnp.isnan(sv)))
+    out = capfd.readouterr()
+    assert "SLASCL" not in out.out + out.err
+    finite = probes.jacobian_singular_values(graphdef, models.init_state(arch, jax.random.key(0), 1.0, 0.0)[1],
+                                             jnp.ones((2, 4)))
+    assert bool(jnp.all(jnp.isfinite(finite)))
