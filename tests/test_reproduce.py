@@ -21,10 +21,12 @@ def test_reproduce_needs_a_known_name():
 
 
 def test_glorot2010_quick_reproduces_fig2(tmp_path):
-    """Glorot & Bengio 2010 Fig. 2: top sigmoid layer saturates near 0, lower layers > 0.5, tanh learns."""
+    """Glorot & Bengio 2010 Fig. 2 (top sigmoid layer saturates near 0, lower layers > 0.5, tanh learns)
+    and Figs. 6-7 (back-propagated gradients shrink toward the input with standard init, not with
+    normalised init): four claims each."""
     r = CliRunner().invoke(cli.main, ["reproduce", "glorot2010", "--results-root", str(tmp_path)])
     assert r.exit_code == 0, r.output + r.stderr
-    assert r.output.count("PASS") == 4 and "FAIL" not in r.output
+    assert r.output.count("PASS") == 8 and "FAIL" not in r.output
 
 
 def test_schoenholz2017_depth60_row_follows_6_xi_c(tmp_path):
