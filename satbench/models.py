@@ -103,13 +103,20 @@ class MLP(nnx.Module):
         }
         noise = _split_noise(jax.random.normal(rngs.params(), (_total(shapes),)), shapes)
         bias_scale = jnp.sqrt(sigma_b2)
-        self.w_in = nnx.Param(rule(noise["w_in"], sigma_w2))
+        # The weights are made one after the other, and before anything can use them: the
+        # orthogonal rule's SVD is a batched LAPACK call that waits on XLA:CPU's intra-op pool
+        # for its batch (jaxlib 0.10 ParallelBatchMap); as many such calls side by side as the
+        # pool has threads (2 on a 2-core machine) hold every thread and deadlock.
+        w_in = rule(noise["w_in"], sigma_w2)
+        w_in, hidden_noise = jax.lax.optimization_barrier((w_in, noise["w_hidden"]))
+        w_hidden = jax.vmap(rule, in_axes=(0, None))(hidden_noise, sigma_w2).reshape(n, w, w)
+        w_hidden, out_noise = jax.lax.optimization_barrier((w_hidden, noise["w_out"]))
+        w_in, w_hidden, w_out = jax.lax.optimization_barrier((w_in, w_hidden, rule(out_noise, sigma_w2)))
+        self.w_in = nnx.Param(w_in)
         self.b_in = nnx.Param(noise["b_in"] * bias_scale)
-        self.w_hidden = nnx.Param(
-            jax.vmap(rule, in_axes=(0, None))(noise["w_hidden"], sigma_w2).reshape(n, w, w)
-        )
+        self.w_hidden = nnx.Param(w_hidden)
         self.b_hidden = nnx.Param(noise["b_hidden"] * bias_scale)
-        self.w_out = nnx.Param(rule(noise["w_out"], sigma_w2))
+        self.w_out = nnx.Param(w_out)
         self.b_out = nnx.Param(noise["b_out"] * bias_scale)
         if arch.norm != "none":  # learned per-unit scale γ and shift β after normalising
             self.norm_scale = nnx.Param(jnp.ones((arch.depth, w)))

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from satbench import activations, inits
+from satbench import activations, inits, models
 
 
 def test_sigmoid_derivative_peaks_at_a_quarter_and_tanh_at_one():
@@ -89,3 +89,38 @@ def test_orthogonal_is_orthogonal_times_sigma_w():
 def test_unknown_init_lists_known_ones():
     with pytest.raises(ValueError, match="unknown init 'xavier'; known: .*gaussian"):
         inits.get_init("xavier")
+
+
+def _svd_ancestry(jaxpr, inputs, found):
+    """Append to ``found`` one (token, ancestors) pair per svd of ``jaxpr``, nested calls inlined:
+    ancestors are the tokens of the svds its input depends on. ``inputs``: the svd tokens each
+    invar depends on. Returns the tokens each outvar depends on."""
+    env = dict(zip(jaxpr.invars, inputs))
+    read = lambda v: frozenset() if hasattr(v, "val") else env.get(v, frozenset())  # noqa: E731
+    for eqn in jaxpr.eqns:
+        deps = frozenset().union(*(read(v) for v in eqn.invars))
+        inner = [getattr(p, "jaxpr", p) for p in eqn.params.values() if hasattr(p, "jaxpr") or hasattr(p, "eqns")]
+        if eqn.primitive.name == "svd":
+            token = object()
+            found.append((token, deps))
+            out = [deps | {token}] * len(eqn.outvars)
+        elif len(inner) == 1 and len(inner[0].invars) == len(eqn.invars):  # a call: inline it
+            out = _svd_ancestry(inner[0], [read(v) for v in eqn.invars], found)
+        else:
+            out = [deps] * len(eqn.outvars)
+        env.update(zip(eqn.outvars, out))
+    return [read(v) for v in jaxpr.outvars]
+
+
+def test_orthogonal_init_makes_its_svds_one_after_the_other():
+    """Regression: the three orthogonal SVDs (input, hidden, readout weights) were independent, so
+    XLA:CPU ran them side by side; on 2 cores jaxlib 0.10's batched LAPACK calls then held both
+    intra-op threads while waiting for each other's batches (a sweep of saxe2014 hung). Each SVD
+    must depend on the previous one."""
+    arch = models.Architecture(n_in=5, n_out=3, width=8, depth=3, activation="linear", init="orthogonal")
+    fn = jax.vmap(lambda seed: models.init_state(arch, jax.random.key(seed), 1.0, 0.0)[1]["w_out"][...])
+    jaxpr = jax.make_jaxpr(fn)(jnp.arange(4)).jaxpr
+    found = []
+    _svd_ancestry(jaxpr, [frozenset()] * len(jaxpr.invars), found)
+    assert len(found) == 3
+    assert sorted(len(ancestors) for _, ancestors in found) == [0, 1, 2]  # a chain
