@@ -460,8 +460,8 @@ depth = [2, 4]
 
 def test_a_sweep_runs_with_single_threaded_blas_and_restores_it(tiny_toml, tmp_path, monkeypatch):
     """XLA spreads a vmapped SVD over its own threads; OpenBLAS threads inside each LAPACK call
-    oversubscribed 2 cores (a sweep of orthogonal inits ran ~20× slower and could hang). During a
-    sweep every BLAS library runs one thread; afterwards the caller's setting is back."""
+    oversubscribed 2 cores (batched SVDs ran ~10-20× slower). During a sweep every BLAS library
+    runs one thread; afterwards the caller's setting is back."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import scipy.linalg  # noqa: F401  (the OpenBLAS behind jaxlib's LAPACK)
 
