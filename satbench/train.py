@@ -267,10 +267,10 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         max_grad_norm=jnp.zeros((), jnp.float32),
     )
     evals = [jax.tree.map(lambda v: v[None], evaluate(params, state.norm_stats))]
-    # training starts after the first probe: otherwise XLA may run its Jacobian SVD beside the
-    # later probes' (both only need the initial parameters), and two batched LAPACK calls side
-    # by side deadlock a 2-thread XLA:CPU pool (see models.MLP)
-    state, first_probe = jax.lax.optimization_barrier((state, probe(params)))
+    # (an optimization_barrier ordering the first probe before training, meant to keep two
+    # batched SVDs apart, made the remedies quick sweep hang in its depth-32 orthogonal program:
+    # reverted; see the session-2 note)
+    first_probe = probe(params)
     layer_parts = [jax.tree.map(lambda v: v[None], first_probe)]
 
     n_full = program.steps // program.probe_interval

@@ -124,22 +124,3 @@ def test_orthogonal_init_makes_its_svds_one_after_the_other():
     _svd_ancestry(jaxpr, [frozenset()] * len(jaxpr.invars), found)
     assert len(found) == 3
     assert sorted(len(ancestors) for _, ancestors in found) == [0, 1, 2]  # a chain
-
-
-def test_no_two_svds_of_a_training_run_can_run_side_by_side():
-    """Regression: the first probe's Jacobian SVD and the last probe's (inside the training scan)
-    depended only on the initial parameters, so XLA:CPU could run them together and deadlock as
-    above (saxe2014 hung again with the init SVDs in a chain). Every SVD of a run (3 for the
-    orthogonal init, one per probe) must depend on the one before."""
-    from satbench import train
-
-    arch = models.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="orthogonal")
-    program = train.Program(arch, "digits", steps=4, log_every=2, jacobian_samples=1, batch_size=4)
-    data = train.Data(jnp.ones((8, 6)), jnp.zeros(8, jnp.int32), jnp.ones((4, 6)), jnp.zeros(4, jnp.int32))
-    lane = train.Lane(*(jnp.asarray(v) for v in (0, 1.0, 0.0, 0.1, jnp.nan, 3, 0)))
-    jaxpr = jax.make_jaxpr(lambda lanes: jax.vmap(lambda ln: train.run(program, ln, data))(lanes))(
-        jax.tree.map(lambda v: jnp.stack([v, v]), lane)).jaxpr
-    found = []
-    _svd_ancestry(jaxpr, [frozenset()] * len(jaxpr.invars), found)
-    assert len(found) == 5
-    assert sorted(len(ancestors) for _, ancestors in found) == [0, 1, 2, 3, 4]
