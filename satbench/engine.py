@@ -11,6 +11,7 @@ the manifest "interrupted"; the same command resumes.
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import functools
 import hashlib
 import json
@@ -479,7 +480,9 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
 
     total_compile = total_run = 0.0
     bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
-    blas = single_threaded_blas()  # entered and left with the loop (no re-indented loop)
+    # single_threaded_blas() is not entered: with it, fresh remedies sweeps hung in their
+    # depth-32 orthogonal program (0 % CPU); without it they finish (session-2 note)
+    blas = contextlib.nullcontext()
     try:
         blas.__enter__()
         theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))

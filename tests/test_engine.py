@@ -456,27 +456,3 @@ depth = [2, 4]
     assert (h["hi"] > h["lo"]).all() and (tmp_path / "histograms.parquet").exists()
     act = h[h["quantity"] == "activation"]
     assert act["lo"].min() >= -1 and act["hi"].max() <= 1  # tanh
-
-
-def test_a_sweep_runs_with_single_threaded_blas_and_restores_it(tiny_toml, tmp_path, monkeypatch):
-    """XLA spreads a vmapped SVD over its own threads; OpenBLAS threads inside each LAPACK call
-    oversubscribed 2 cores (batched SVDs ran ~10-20× slower). During a sweep every BLAS library
-    runs one thread; afterwards the caller's setting is back."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    import scipy.linalg  # noqa: F401  (the OpenBLAS behind jaxlib's LAPACK)
-
-    def blas_threads():
-        return {d["filepath"]: d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"}
-
-    before = blas_threads()
-    seen = []
-    real = engine.compiled_sweep
-
-    def spy(*args, **kwargs):
-        seen.append(blas_threads())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "compiled_sweep", spy)
-    engine.run_experiment(spec.load(str(tiny_toml)), None, tmp_path, progress=False)
-    assert seen and all(set(s.values()) == {1} for s in seen)
-    assert blas_threads() == before
