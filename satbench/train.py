@@ -266,10 +266,10 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         max_grad_norm=jnp.zeros((), jnp.float32),
     )
     evals = [jax.tree.map(lambda v: v[None], evaluate(params, state.norm_stats))]
-    # training starts after the first probe: otherwise XLA may run its Jacobian SVD beside the
-    # later probes' (both only need the initial parameters), and two batched LAPACK calls side
-    # by side deadlock a 2-thread XLA:CPU pool (see models.MLP)
-    state, first_probe = jax.lax.optimization_barrier((state, probe(params)))
+    first_probe = probe(params)
+    if program.jacobian_samples:  # its SVD before the later probes' (see models.after); a
+        # non-finite initial Jacobian (NaN spectrum) leaves NaN weights: the lane diverges at once
+        state = state._replace(params=models.after(state.params, first_probe["spectra"]))
     layer_parts = [jax.tree.map(lambda v: v[None], first_probe)]
 
     n_full = program.steps // program.probe_interval
