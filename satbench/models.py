@@ -103,18 +103,14 @@ class MLP(nnx.Module):
         }
         noise = _split_noise(jax.random.normal(rngs.params(), (_total(shapes),)), shapes)
         bias_scale = jnp.sqrt(sigma_b2)
-        # The weights are made one after the other, and before anything can use them: the
-        # orthogonal rule's SVD is a batched LAPACK call that waits on XLA:CPU's intra-op pool
-        # for its batch (jaxlib 0.10 ParallelBatchMap); as many such calls side by side as the
-        # pool has threads (2 on a 2-core machine) hold every thread and deadlock.
+        # one weight after the other, and the hidden ones (which every probe uses) after all
+        # three (see ``after``): the orthogonal rule is an SVD
         w_in = rule(noise["w_in"], sigma_w2)
-        w_in, hidden_noise = jax.lax.optimization_barrier((w_in, noise["w_hidden"]))
-        w_hidden = jax.vmap(rule, in_axes=(0, None))(hidden_noise, sigma_w2).reshape(n, w, w)
-        w_hidden, out_noise = jax.lax.optimization_barrier((w_hidden, noise["w_out"]))
-        w_in, w_hidden, w_out = jax.lax.optimization_barrier((w_in, w_hidden, rule(out_noise, sigma_w2)))
+        w_hidden = jax.vmap(rule, in_axes=(0, None))(after(noise["w_hidden"], w_in), sigma_w2).reshape(n, w, w)
+        w_out = rule(after(noise["w_out"], w_hidden), sigma_w2)
         self.w_in = nnx.Param(w_in)
         self.b_in = nnx.Param(noise["b_in"] * bias_scale)
-        self.w_hidden = nnx.Param(w_hidden)
+        self.w_hidden = nnx.Param(after(w_hidden, w_out))
         self.b_hidden = nnx.Param(noise["b_hidden"] * bias_scale)
         self.w_out = nnx.Param(w_out)
         self.b_out = nnx.Param(noise["b_out"] * bias_scale)
@@ -191,6 +187,21 @@ class MLP(nnx.Module):
         first = jnp.sqrt(jnp.sum(self.w_in[...] ** 2))[None]
         rest = jnp.sqrt(jnp.sum(self.w_hidden[...] ** 2, axis=(1, 2)))
         return jnp.concatenate([first, rest])
+
+
+def after(x, earlier):
+    """``x``, made to wait for ``earlier`` (its value unchanged unless ``earlier`` starts with NaN).
+
+    jaxlib 0.10's batched LAPACK kernels (SVD, eigh, ...) on CPU hand their batch to XLA's
+    intra-op pool and block until it is done; as many such calls side by side as the pool has
+    threads (2 on a 2-core machine) hold every thread and deadlock. XLA runs independent
+    operations side by side, so independent SVDs (the orthogonal init of three weights, the
+    Jacobian spectra of two probes) must be chained. A data dependency does it; an
+    ``optimization_barrier`` does not (XLA:CPU removes it before scheduling): a select on one
+    entry of ``earlier``, which XLA cannot prove finite.
+    """
+    first = jnp.ravel(jax.tree.leaves(earlier)[0])[0]
+    return jax.tree.map(lambda v: jnp.where(jnp.isnan(first), jnp.asarray(jnp.nan, v.dtype), v), x)
 
 
 def _init_rule(names: tuple[str, ...], index):

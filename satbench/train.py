@@ -82,7 +82,6 @@ class Lane(NamedTuple):
     depth: jax.Array  # active depth; equals arch.depth unless the program is masked
     init_index: jax.Array  # which of arch.init this lane uses
     residual_scale: jax.Array = 1.0  # α of residual layers (unused without residual)
-    activation_index: jax.Array = 0  # which of arch.activation this lane uses
     clip_norm: jax.Array = float("inf")  # global-norm clipping threshold; inf: no clipping
 
 
@@ -183,7 +182,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     init_key, batch_key = jax.random.split(key)
     graphdef, params = models.init_state(arch, init_key, lane.sigma_w2, lane.sigma_b2, lane.init_index)
     active = jnp.arange(arch.depth) < lane.depth if program.masked else None
-    ctx = models.Context(active=active, residual_scale=lane.residual_scale, activation_index=lane.activation_index)
+    ctx = models.Context(active=active, residual_scale=lane.residual_scale)
     optimizer = make_optimizer(program.optimizer, lane.learning_rate, program.momentum, lane.clip_norm)
     batchnorm = arch.norm == "batchnorm"
 
@@ -209,7 +208,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     x_jac = data.x_train[: program.jacobian_samples]
 
     def probe(p):
-        out = probes.layer_probes(graphdef, p, x_probe, y_probe, ctx, program.histogram_bins)
+        out = probes.layer_probes(graphdef, p, x_probe, y_probe, arch.activation, ctx, program.histogram_bins)
         if program.jacobian_samples:
             jac_ctx = ctx
             if batchnorm:  # the probe batch's statistics, held fixed
@@ -267,10 +266,10 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         max_grad_norm=jnp.zeros((), jnp.float32),
     )
     evals = [jax.tree.map(lambda v: v[None], evaluate(params, state.norm_stats))]
-    # (an optimization_barrier ordering the first probe before training, meant to keep two
-    # batched SVDs apart, made the remedies quick sweep hang in its depth-32 orthogonal program:
-    # reverted; see the session-2 note)
     first_probe = probe(params)
+    if program.jacobian_samples:  # its SVD before the later probes' (see models.after); a
+        # non-finite initial Jacobian (NaN spectrum) leaves NaN weights: the lane diverges at once
+        state = state._replace(params=models.after(state.params, first_probe["spectra"]))
     layer_parts = [jax.tree.map(lambda v: v[None], first_probe)]
 
     n_full = program.steps // program.probe_interval

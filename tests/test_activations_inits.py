@@ -100,7 +100,9 @@ def _svd_ancestry(jaxpr, inputs, found):
     for eqn in jaxpr.eqns:
         deps = frozenset().union(*(read(v) for v in eqn.invars))
         inner = [getattr(p, "jaxpr", p) for p in eqn.params.values() if hasattr(p, "jaxpr") or hasattr(p, "eqns")]
-        if eqn.primitive.name == "svd":
+        if eqn.primitive.name == "optimization_barrier":  # XLA:CPU expands it away: no ordering
+            out = [read(v) for v in eqn.invars]
+        elif eqn.primitive.name == "svd":
             token = object()
             found.append((token, deps))
             out = [deps | {token}] * len(eqn.outvars)
@@ -116,7 +118,7 @@ def test_orthogonal_init_makes_its_svds_one_after_the_other():
     """Regression: the three orthogonal SVDs (input, hidden, readout weights) were independent, so
     XLA:CPU ran them side by side; on 2 cores jaxlib 0.10's batched LAPACK calls then held both
     intra-op threads while waiting for each other's batches (a sweep of saxe2014 hung). Each SVD
-    must depend on the previous one."""
+    must depend on the previous one through data (an optimization_barrier is not kept by XLA)."""
     arch = models.Architecture(n_in=5, n_out=3, width=8, depth=3, activation="linear", init="orthogonal")
     fn = jax.vmap(lambda seed: models.init_state(arch, jax.random.key(seed), 1.0, 0.0)[1]["w_out"][...])
     jaxpr = jax.make_jaxpr(fn)(jnp.arange(4)).jaxpr
@@ -124,3 +126,22 @@ def test_orthogonal_init_makes_its_svds_one_after_the_other():
     _svd_ancestry(jaxpr, [frozenset()] * len(jaxpr.invars), found)
     assert len(found) == 3
     assert sorted(len(ancestors) for _, ancestors in found) == [0, 1, 2]  # a chain
+
+
+def test_no_two_svds_of_a_training_run_can_run_side_by_side():
+    """Regression: the first probe's Jacobian SVD and the last probe's (inside the training scan)
+    depended only on the initial parameters, so XLA:CPU could run them together and deadlock as
+    above (saxe2014 hung again). Every SVD of a run (3 for the orthogonal init, one per probe)
+    must depend on the one before."""
+    from satbench import train
+
+    arch = models.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="orthogonal")
+    program = train.Program(arch, "digits", steps=4, log_every=2, jacobian_samples=1, batch_size=4)
+    data = train.Data(jnp.ones((8, 6)), jnp.zeros(8, jnp.int32), jnp.ones((4, 6)), jnp.zeros(4, jnp.int32))
+    lane = train.Lane(*(jnp.asarray(v) for v in (0, 1.0, 0.0, 0.1, jnp.nan, 3, 0)))
+    jaxpr = jax.make_jaxpr(lambda lanes: jax.vmap(lambda ln: train.run(program, ln, data))(lanes))(
+        jax.tree.map(lambda v: jnp.stack([v, v]), lane)).jaxpr
+    found = []
+    _svd_ancestry(jaxpr, [frozenset()] * len(jaxpr.invars), found)
+    assert len(found) == 5
+    assert sorted(len(ancestors) for _, ancestors in found) == [0, 1, 2, 3, 4]
