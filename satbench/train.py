@@ -82,6 +82,7 @@ class Lane(NamedTuple):
     depth: jax.Array  # active depth; equals arch.depth unless the program is masked
     init_index: jax.Array  # which of arch.init this lane uses
     residual_scale: jax.Array = 1.0  # α of residual layers (unused without residual)
+    activation_index: jax.Array = 0  # which of arch.activation this lane uses
     clip_norm: jax.Array = float("inf")  # global-norm clipping threshold; inf: no clipping
 
 
@@ -182,7 +183,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     init_key, batch_key = jax.random.split(key)
     graphdef, params = models.init_state(arch, init_key, lane.sigma_w2, lane.sigma_b2, lane.init_index)
     active = jnp.arange(arch.depth) < lane.depth if program.masked else None
-    ctx = models.Context(active=active, residual_scale=lane.residual_scale)
+    ctx = models.Context(active=active, residual_scale=lane.residual_scale, activation_index=lane.activation_index)
     optimizer = make_optimizer(program.optimizer, lane.learning_rate, program.momentum, lane.clip_norm)
     batchnorm = arch.norm == "batchnorm"
 
@@ -208,7 +209,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     x_jac = data.x_train[: program.jacobian_samples]
 
     def probe(p):
-        out = probes.layer_probes(graphdef, p, x_probe, y_probe, arch.activation, ctx, program.histogram_bins)
+        out = probes.layer_probes(graphdef, p, x_probe, y_probe, ctx, program.histogram_bins)
         if program.jacobian_samples:
             jac_ctx = ctx
             if batchnorm:  # the probe batch's statistics, held fixed
