@@ -11,7 +11,6 @@ the manifest "interrupted"; the same command resumes.
 from __future__ import annotations
 
 import dataclasses
-import contextlib
 import functools
 import hashlib
 import json
@@ -30,7 +29,7 @@ import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from satbench import __version__, data, plan, probes, spec, store, train
+from satbench import __version__, data, executables, plan, probes, spec, store, train
 from satbench import distributed as dist
 
 DEFAULT_MAX_CHUNK = {"cpu": 16}  # other platforms: memory bound, see plan
@@ -154,30 +153,15 @@ def enable_compilation_cache() -> Path | None:
     return path
 
 
-def single_threaded_blas():
-    """A context in which BLAS/LAPACK libraries use one thread each.
-
-    XLA:CPU already runs a vmapped SVD (orthogonal init, Jacobian spectra) as a batch of LAPACK
-    calls spread over its own threads; each call then starting OpenBLAS threads of its own
-    oversubscribes the cores: on a loaded 2-core machine a batch of 496 64×64 SVDs took
-    1.5-4 s instead of 0.17 s. jaxlib calls scipy's OpenBLAS, loaded here so that the limit
-    reaches it; without threadpoolctl (a scikit-learn dependency) this does nothing.
-    """
-    import contextlib
-
-    try:
-        import scipy.linalg  # noqa: F401  (loads the OpenBLAS that jaxlib's LAPACK kernels call)
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, sharding=None):
-    """``jit(vmap(run))`` for one program, lowered and compiled for ``chunk`` lanes."""
+    """``jit(vmap(run))`` for one program, lowered and compiled for ``chunk`` lanes (or loaded from
+    ``satbench.executables`` when this exact program was compiled before on one device)."""
     fn = jax.jit(jax.vmap(functools.partial(train.run, program), in_axes=(0, None)))
     example = lanes_for([], program, chunk, sharding)
-    return fn.lower(example, dataset).compile()
+    compile_fn = lambda: fn.lower(example, dataset).compile()  # noqa: E731
+    if sharding is not None:  # multi-device executables are not cached on disk
+        return compile_fn()
+    return executables.load_or_compile(program, chunk, dataset, compile_fn)
 
 
 def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) -> train.Lane:
@@ -480,11 +464,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
 
     total_compile = total_run = 0.0
     bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
-    # single_threaded_blas() is not entered: with it, fresh remedies sweeps hung in their
-    # depth-32 orthogonal program (0 % CPU); without it they finish (session-2 note)
-    blas = contextlib.nullcontext()
     try:
-        blas.__enter__()
         theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
         for gi, group in enumerate(groups):
             prog = group.program
@@ -545,7 +525,6 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
         store.atomic_write_json(manifest, manifest_path)
         raise Interrupted(out, finished, len(configs)) from None
     finally:
-        blas.__exit__(None, None, None)
         bar.close()
 
     if process is not None:  # every slice is written: the first process merges them all

@@ -1,0 +1,95 @@
+"""An on-disk cache of compiled sweep programs: a rerun of a sweep skips tracing and lowering too.
+
+JAX's persistent compilation cache (``engine.enable_compilation_cache``) skips XLA's compile, but
+every program is still traced and lowered to compute that cache's key: about 1.5 s per program on
+2 cores, most of a warm rerun's compile time. Here the key is computed from what decides the
+program without tracing it: the ``Program`` (every static field), the number of lanes, the
+dataset's shapes, satbench's own source and the JAX/XLA build and device. The value is the
+serialized executable (``jax.experimental.serialize_executable``).
+
+Files live in ``<JAX compilation cache dir>/satbench-executables/`` and are trusted like JAX's own
+cache (they are pickles: only the user writes there). A file that fails to load is deleted and the
+program compiled again; a failure to save costs speed, never results.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import jax
+import jaxlib
+
+SUBDIR = "satbench-executables"
+
+
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """SHA-256 of satbench's Python source: any code change makes new programs."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def key(program, chunk: int, dataset) -> str:
+    """The cache key of ``program`` compiled for ``chunk`` lanes over arrays shaped like ``dataset``."""
+    device = jax.devices()[0]
+    shapes = [(tuple(a.shape), str(a.dtype)) for a in jax.tree.leaves(dataset)]
+    parts = (repr(program), chunk, shapes, jax.__version__, jaxlib.__version__, device.platform,
+             device.device_kind, jax.device_count(), os.environ.get("XLA_FLAGS", ""), source_digest())
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def cache_dir() -> Path | None:
+    """Where executables live: beside JAX's compilation cache, and only when that cache is on."""
+    base = jax.config.jax_compilation_cache_dir
+    return Path(base) / SUBDIR if base else None
+
+
+def load(path: Path):
+    """The executable saved at ``path``, or None (missing, or unreadable: then deleted)."""
+    if not path.exists():
+        return None
+    try:
+        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+        from jax.experimental.serialize_executable import deserialize_and_load
+
+        return deserialize_and_load(payload, in_tree, out_tree)
+    except Exception:  # noqa: BLE001 - a stale or truncated file is recompiled
+        path.unlink(missing_ok=True)
+        return None
+
+
+def save(path: Path, compiled) -> bool:
+    """Write ``compiled`` to ``path`` atomically; False if it could not be (nothing is left behind)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        from jax.experimental.serialize_executable import serialize
+
+        blob = pickle.dumps(serialize(compiled))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+        return True
+    except Exception:  # noqa: BLE001 - an unwritable or unserializable program costs speed only
+        tmp.unlink(missing_ok=True)
+        return False
+
+
+def load_or_compile(program, chunk: int, dataset, compile_fn):
+    """``compile_fn()``'s executable, from the cache when an identical program was compiled before."""
+    folder = cache_dir()
+    if folder is None:
+        return compile_fn()
+    path = folder / f"{key(program, chunk, dataset)}.pkl"
+    compiled = load(path)
+    if compiled is None:
+        compiled = compile_fn()
+        save(path, compiled)
+    return compiled
