@@ -43,20 +43,28 @@ class CostModel:
     compile_base_s: float = 1.5
     compile_unroll_s_per_layer: float = 0.25
     compile_scan_s: float = 1.0
-    scan_slowdown: float = 1.35  # scanned layers run slower than unrolled ones on CPU
-    flops_per_s: float = 1.5e11
+    scan_slowdown: float = 1.4  # scanned layers run slower than unrolled ones on CPU (1.45 at width 64)
+    #: a vmapped program's matmul throughput, flops_per_s · width / (width + half_rate_width): small
+    #: per-lane matmuls are overhead-bound (measured: ≈ 58 GFLOP/s unrolled at width 64, ≈ 216 at 256)
+    flops_per_s: float = 2.4e11
+    half_rate_width: float = 200.0
     #: activations sharing one program (chosen per lane by lax.switch): under vmap each
     #: lane evaluates every branch, elementwise work that stays small next to the
     #: matmuls for a few branches and saves a compile per activation
     activations_per_program: int = 4
 
-    def layer_mode(self, depth: int, flops: float) -> str:
-        unroll = self.compile_unroll_s_per_layer * depth + flops / self.flops_per_s
-        scan = self.compile_scan_s + self.scan_slowdown * flops / self.flops_per_s
+    def throughput(self, width: int) -> float:
+        """FLOP/s of unrolled layers at this width."""
+        return self.flops_per_s * width / (width + self.half_rate_width)
+
+    def layer_mode(self, depth: int, flops: float, width: int) -> str:
+        run = flops / self.throughput(width)
+        unroll = self.compile_unroll_s_per_layer * depth + run
+        scan = self.compile_scan_s + self.scan_slowdown * run
         return "unroll" if unroll <= scan else "scan"
 
-    def seconds(self, depth: int, flops: float, layers: str) -> float:
-        run = flops / self.flops_per_s
+    def seconds(self, depth: int, flops: float, layers: str, width: int) -> float:
+        run = flops / self.throughput(width)
         if layers == "unroll":
             return self.compile_base_s + self.compile_unroll_s_per_layer * depth + run
         return self.compile_base_s + self.compile_scan_s + self.scan_slowdown * run
@@ -198,8 +206,8 @@ def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str
     def bucket_cost(i, j):  # depths[i:j] padded to depths[j-1]
         deepest = depths[j - 1]
         flops = sum(counts[i:j]) * flops_per_config(values, deepest, n_in, n_out)
-        layers = layers_field if layers_field != "auto" else cost.layer_mode(deepest, flops)
-        return cost.seconds(deepest, flops, layers)
+        layers = layers_field if layers_field != "auto" else cost.layer_mode(deepest, flops, values["width"])
+        return cost.seconds(deepest, flops, layers, values["width"])
 
     best = [0.0] + [math.inf] * len(depths)
     cut = [0] * (len(depths) + 1)
@@ -256,7 +264,7 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
             bucket_configs = [c for d in bucket for c in per_depth[d]]
             deepest = bucket[-1]
             flops = len(bucket_configs) * flops_per_config(values, deepest, n_in, n_out)
-            layers = values["layers"] if values["layers"] != "auto" else cost.layer_mode(deepest, flops)
+            layers = values["layers"] if values["layers"] != "auto" else cost.layer_mode(deepest, flops, values["width"])
             arch = models.Architecture(
                 n_in=n_in, n_out=n_out, width=values["width"], depth=deepest,
                 activation=tuple(sorted({c["activation"] for c in bucket_configs})), layers=layers,
@@ -275,7 +283,7 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
             per_config = config_bytes(values, deepest, n_in, n_out)
             fixed = program_bytes(values["dataset"])
             chunk = chunk_size(len(bucket_configs), per_config, fixed, memory_budget, max_chunk, n_devices)
-            groups.append(Group(program, bucket_configs, chunk, cost.seconds(deepest, flops, layers),
+            groups.append(Group(program, bucket_configs, chunk, cost.seconds(deepest, flops, layers, values["width"]),
                                 per_config, fixed, memory_budget))
     return groups
 
@@ -295,7 +303,7 @@ def shard_slice(configs: list, index: int, count: int, cost: CostModel = CostMod
     weights = []
     for cfg in ordered:
         n_in, n_out = _dims(cfg["dataset"])
-        weights.append(flops_per_config(cfg.values, cfg["depth"], n_in, n_out) / cost.flops_per_s + 1e-3)
+        weights.append(flops_per_config(cfg.values, cfg["depth"], n_in, n_out) / cost.throughput(cfg["width"]) + 1e-3)
     total = sum(weights)
     start_at, stop_at = total * index / count, total * (index + 1) / count
     out, acc = [], 0.0
