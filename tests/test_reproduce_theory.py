@@ -56,13 +56,6 @@ def test_pennington2017_quick(tmp_path):
     assert out.count("PASS") == 7 and "FAIL" not in out
 
 
-@pytest.mark.slow
-def test_glorot2010_quick_reproduces_figs_2_6_7(tmp_path):
-    """Fig. 2's four claims plus Figs. 6-7's four (tests/test_reproduce.py still counts the old four)."""
-    out = _reproduce(tmp_path, "glorot2010")
-    assert out.count("PASS") == 8 and "FAIL" not in out
-
-
 def _init_only(name, tmp_path, **grid):
     """The quick profile of a shipped experiment at initialisation only (steps = 0), ``grid`` overriding."""
     exp = spec.load(name)
