@@ -148,12 +148,16 @@ def chunk_size(n_configs: int, per_config: int, fixed: int, budget: int | None,
                max_chunk: int, n_devices: int = 1) -> int:
     """Lanes per program call: at most ``max_chunk``, at most what fits ``budget`` bytes
     per device (``fixed`` + lanes x ``per_config``; at least one lane per device), and a
-    multiple of ``n_devices`` (the config axis is sharded evenly)."""
-    chunk = min(max_chunk, n_configs)
+    multiple of ``n_devices`` (the config axis is sharded evenly). The calls are balanced:
+    a last call is padded to the full chunk by repeating configs, so 20 configs under a cap
+    of 16 run as 2 x 10, not 16 + 4 padded to 16 (1.6x the work)."""
+    cap = min(max_chunk, n_configs)
     if budget is not None:
         per_device = max(1, (budget - fixed) // max(per_config, 1))
-        chunk = min(chunk, per_device * n_devices)
-    return n_devices * math.ceil(max(chunk, 1) / n_devices)
+        cap = min(cap, per_device * n_devices)
+    cap = max(cap, 1)
+    chunk = math.ceil(n_configs / math.ceil(n_configs / cap)) if n_configs else cap
+    return n_devices * math.ceil(chunk / n_devices)
 
 
 def halve_chunk(size: int, n_devices: int = 1) -> int | None:

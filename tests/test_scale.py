@@ -101,6 +101,9 @@ def test_chunk_size_fits_the_budget_and_the_devices():
     assert plan.chunk_size(10, per_config=100, fixed=50, budget=10**6, max_chunk=4) == 4  # --max-chunk caps
     assert plan.chunk_size(10, per_config=100, fixed=50, budget=250, max_chunk=16, n_devices=4) == 8
     assert plan.chunk_size(3, per_config=100, fixed=0, budget=None, max_chunk=16, n_devices=4) == 4
+    # balanced calls: the last call is padded to the chunk, so 20 under a cap of 16 run as 2 x 10
+    assert plan.chunk_size(20, per_config=100, fixed=0, budget=None, max_chunk=16) == 10
+    assert plan.chunk_size(33, per_config=100, fixed=0, budget=None, max_chunk=16) == 11
 
 
 def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(tiny, tmp_path):
