@@ -99,3 +99,35 @@ def plot_depth(rows: list[dict], path: Path, title: str) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def main(argv=None) -> None:
+    """``python -m benchmarks.scaling [--scale full] [--out DIR]``: the scaling curves alone."""
+    import argparse
+    import json
+    import os
+
+    from benchmarks import harness, machine, report
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=main.__doc__)
+    parser.add_argument("--scale", choices=tuple(COUNTS), default="full")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/<scale>-scaling")
+    args = parser.parse_args(argv)
+    out = args.out or harness.ROOT / "benchmarks" / "results" / f"{args.scale}-scaling"
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["SATBENCH_COMPILATION_CACHE"] = "0"  # every point pays its own compile
+    info, started = machine.machine_info(), time.strftime("%Y-%m-%dT%H:%M:%S")
+    sc = harness.run_scaling(args.scale, out)
+    doc = {"scale": args.scale, "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+           "machine": info, "load_average_end": machine.load_average(), "versions": machine.versions(),
+           "scaling": sc}
+    (out / "scaling.json").write_text(json.dumps(doc, indent=1, default=float))
+    head = [f"# satbench scaling — scale `{args.scale}`", "",
+            f"Machine: {info['nproc']} CPUs, {info['cpu_model']}; load average at start {info['load_average']}, "
+            f"at end {doc['load_average_end']}. {started} – {doc['finished']}. Compilation cache off.", ""]
+    (out / "scaling.md").write_text("\n".join(head + report.scaling_lines(sc)) + "\n")
+    print(f"wrote {out / 'scaling.md'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -190,18 +190,19 @@ class MLP(nnx.Module):
 
 
 def after(x, earlier):
-    """``x``, made to wait for ``earlier`` (its value unchanged unless ``earlier`` starts with NaN).
+    """``x`` unchanged, made to wait for ``earlier``.
 
     jaxlib 0.10's batched LAPACK kernels (SVD, eigh, ...) on CPU hand their batch to XLA's
     intra-op pool and block until it is done; as many such calls side by side as the pool has
     threads (2 on a 2-core machine) hold every thread and deadlock. XLA runs independent
     operations side by side, so independent SVDs (the orthogonal init of three weights, the
     Jacobian spectra of two probes) must be chained. A data dependency does it; an
-    ``optimization_barrier`` does not (XLA:CPU removes it before scheduling): a select on one
-    entry of ``earlier``, which XLA cannot prove finite.
+    ``optimization_barrier`` does not (XLA:CPU removes it before scheduling). The dependency is
+    ``x + 0 * nan_to_num(e)`` for one entry ``e`` of ``earlier``: exactly ``x`` whatever ``e`` is
+    (NaN and inf included), yet XLA may not fold a float ``0 * y`` away.
     """
-    first = jnp.ravel(jax.tree.leaves(earlier)[0])[0]
-    return jax.tree.map(lambda v: jnp.where(jnp.isnan(first), jnp.asarray(jnp.nan, v.dtype), v), x)
+    first = jnp.nan_to_num(jnp.ravel(jax.tree.leaves(earlier)[0])[0])
+    return jax.tree.map(lambda v: v + (first * 0).astype(v.dtype), x)
 
 
 def _init_rule(names: tuple[str, ...], index):

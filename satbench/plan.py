@@ -40,9 +40,12 @@ class CostModel:
     ``benchmarks/`` re-measures them; see DESIGN.md "Depth".
     """
 
-    compile_base_s: float = 1.5
-    compile_unroll_s_per_layer: float = 0.25
-    compile_scan_s: float = 1.0
+    #: compile seconds (measured on 2 cores, width 64, 1-3 activations, depths 8 and 32:
+    #: benchmarks/README.md "Cost model"): a base, plus per activation sharing the program
+    #: (lax.switch compiles every branch) 0.11 s per unrolled layer or 0.4 s for a scanned stack
+    compile_base_s: float = 2.2
+    compile_unroll_s_per_layer: float = 0.11
+    compile_scan_s: float = 0.4
     scan_slowdown: float = 1.4  # scanned layers run slower than unrolled ones on CPU (1.45 at width 64)
     #: a vmapped program's matmul throughput, flops_per_s · width / (width + half_rate_width): small
     #: per-lane matmuls are overhead-bound (measured: ≈ 58 GFLOP/s unrolled at width 64, ≈ 216 at 256)
@@ -57,17 +60,18 @@ class CostModel:
         """FLOP/s of unrolled layers at this width."""
         return self.flops_per_s * width / (width + self.half_rate_width)
 
-    def layer_mode(self, depth: int, flops: float, width: int) -> str:
-        run = flops / self.throughput(width)
-        unroll = self.compile_unroll_s_per_layer * depth + run
-        scan = self.compile_scan_s + self.scan_slowdown * run
-        return "unroll" if unroll <= scan else "scan"
+    def compile_seconds(self, depth: int, layers: str, n_activations: int = 1) -> float:
+        """Unrolled layers compile in time linear in depth, a scanned stack in constant time."""
+        per_stack = (self.compile_unroll_s_per_layer * depth if layers == "unroll" else self.compile_scan_s)
+        return self.compile_base_s + n_activations * per_stack
 
-    def seconds(self, depth: int, flops: float, layers: str, width: int) -> float:
-        run = flops / self.throughput(width)
-        if layers == "unroll":
-            return self.compile_base_s + self.compile_unroll_s_per_layer * depth + run
-        return self.compile_base_s + self.compile_scan_s + self.scan_slowdown * run
+    def layer_mode(self, depth: int, flops: float, width: int, n_activations: int = 1) -> str:
+        """Unroll where the compile it adds costs less than the scan's slower run."""
+        return min(("unroll", "scan"), key=lambda mode: self.seconds(depth, flops, mode, width, n_activations))
+
+    def seconds(self, depth: int, flops: float, layers: str, width: int, n_activations: int = 1) -> float:
+        run = flops / self.throughput(width) * (1.0 if layers == "unroll" else self.scan_slowdown)
+        return self.compile_seconds(depth, layers, n_activations) + run
 
 
 def flops_per_config(values: dict, depth: int, n_in: int, n_out: int) -> float:
@@ -202,7 +206,7 @@ def _dims(dataset_name: str) -> tuple[int, int]:
 
 
 def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str, values: dict,
-                   n_in: int, n_out: int) -> list[list[int]]:
+                   n_in: int, n_out: int, n_act: int) -> list[list[int]]:
     """Optimal contiguous partition of sorted depths into padded buckets."""
     depths = [d for d, _ in depths_counts]
     counts = [c for _, c in depths_counts]
@@ -210,8 +214,8 @@ def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str
     def bucket_cost(i, j):  # depths[i:j] padded to depths[j-1]
         deepest = depths[j - 1]
         flops = sum(counts[i:j]) * flops_per_config(values, deepest, n_in, n_out)
-        layers = layers_field if layers_field != "auto" else cost.layer_mode(deepest, flops, values["width"])
-        return cost.seconds(deepest, flops, layers, values["width"])
+        layers = layers_field if layers_field != "auto" else cost.layer_mode(deepest, flops, values["width"], n_act)
+        return cost.seconds(deepest, flops, layers, values["width"], n_act)
 
     best = [0.0] + [math.inf] * len(depths)
     cut = [0] * (len(depths) + 1)
@@ -260,18 +264,21 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
         for cfg in members:
             per_depth[cfg["depth"]].append(cfg)
         depth_counts = sorted((d, len(c)) for d, c in per_depth.items())
+        n_act = len({c["activation"] for c in members})
         if bucketing:
-            buckets = _bucket_depths(depth_counts, cost, values["layers"], values, n_in, n_out)
+            buckets = _bucket_depths(depth_counts, cost, values["layers"], values, n_in, n_out, n_act)
         else:
             buckets = [[d] for d, _ in depth_counts]
         for bucket in buckets:
             bucket_configs = [c for d in bucket for c in per_depth[d]]
             deepest = bucket[-1]
             flops = len(bucket_configs) * flops_per_config(values, deepest, n_in, n_out)
-            layers = values["layers"] if values["layers"] != "auto" else cost.layer_mode(deepest, flops, values["width"])
+            activations = tuple(sorted({c["activation"] for c in bucket_configs}))
+            layers = (values["layers"] if values["layers"] != "auto"
+                      else cost.layer_mode(deepest, flops, values["width"], len(activations)))
             arch = models.Architecture(
                 n_in=n_in, n_out=n_out, width=values["width"], depth=deepest,
-                activation=tuple(sorted({c["activation"] for c in bucket_configs})), layers=layers,
+                activation=activations, layers=layers,
                 norm=values["norm"], residual=values["residual"],
                 init=tuple(sorted({c["init"] for c in bucket_configs})),
             )
@@ -287,7 +294,8 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
             per_config = config_bytes(values, deepest, n_in, n_out)
             fixed = program_bytes(values["dataset"])
             chunk = chunk_size(len(bucket_configs), per_config, fixed, memory_budget, max_chunk, n_devices)
-            groups.append(Group(program, bucket_configs, chunk, cost.seconds(deepest, flops, layers, values["width"]),
+            seconds = cost.seconds(deepest, flops, layers, values["width"], len(activations))
+            groups.append(Group(program, bucket_configs, chunk, seconds,
                                 per_config, fixed, memory_budget))
     return groups
 

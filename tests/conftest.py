@@ -30,3 +30,21 @@ def tiny_toml(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
     return path
+
+
+@pytest.fixture
+def reproduce(tmp_path):
+    """``satbench reproduce NAME --profile PROFILE`` into ``tmp_path``: checks the exit code and that
+    every figure the experiment lists was written, and returns the printed claim table."""
+    from click.testing import CliRunner
+
+    from satbench import cli, spec
+
+    def run(name: str, profile: str = "quick") -> str:
+        r = CliRunner().invoke(cli.main, ["reproduce", name, "--profile", profile, "--results-root", str(tmp_path)])
+        assert r.exit_code == 0, r.output + r.stderr
+        for figure in spec.load(name).figures:
+            assert (tmp_path / name / profile / "figures" / f"{figure}.png").exists(), figure
+        return r.output
+
+    return run

@@ -128,6 +128,15 @@ def test_orthogonal_init_makes_its_svds_one_after_the_other():
     assert sorted(len(ancestors) for _, ancestors in found) == [0, 1, 2]  # a chain
 
 
+@pytest.mark.parametrize("earlier", [jnp.nan, jnp.inf, -3.0])
+def test_waiting_for_an_earlier_value_leaves_the_value_unchanged(earlier):
+    """Regression: the dependency used to replace ``x`` by NaN when ``earlier`` started with NaN, so a
+    lane whose first Jacobian spectrum was NaN started training from NaN weights."""
+    x = {"w": jnp.array([[1.5, -0.0], [jnp.inf, -2.0]]), "b": jnp.array([3.0])}
+    out = jax.jit(models.after)(x, jnp.array([earlier, 1.0]))
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), out, x)
+
+
 def test_no_two_svds_of_a_training_run_can_run_side_by_side():
     """Regression: the first probe's Jacobian SVD and the last probe's (inside the training scan)
     depended only on the initial parameters, so XLA:CPU could run them together and deadlock as

@@ -1,59 +1,12 @@
-"""Paper reproductions of the theory papers, end to end through ``satbench reproduce``.
-
-Quick profiles that take over a minute on 2 cores run as ``-m slow``; the default run uses
-each experiment's reduced ``test`` profile, whose claims are the same statements on fewer
-configs. Glorot & Bengio's Figs. 6-7 and Schoenholz et al.'s depth scales are checked on
-small init-only sweeps built here (their experiments train for minutes).
-"""
+"""Claims checked at initialisation only, on sweeps built here from a shipped experiment's grid:
+Glorot & Bengio's Figs. 6-7 and Schoenholz et al.'s gradient depth scale (their experiments
+train for minutes; ``test_reproduce.py`` runs them whole)."""
 
 import dataclasses
 
 import numpy as np
-import pytest
-from click.testing import CliRunner
 
-from satbench import cli, engine, spec, store
-
-
-def _reproduce(tmp_path, name, profile=None):
-    args = ["reproduce", name, "--results-root", str(tmp_path)] + (["--profile", profile] if profile else [])
-    r = CliRunner().invoke(cli.main, args)
-    assert r.exit_code == 0, r.output + r.stderr
-    assert (tmp_path / name / (profile or "quick") / "figures" / f"{name}.png").exists()
-    return r.output
-
-
-def test_hanin2018_log_length_variance_collapses_onto_5_beta(tmp_path):
-    """ReLU + He init, widths 32-128 × depths 5-65, 96 seeds at init: Var[ln q_L/q_1]/β ≈ 5,
-    one line in β (log-log exponent 1, R² ≥ 0.95), mean ≈ −5β/2."""
-    out = _reproduce(tmp_path, "hanin2018")
-    assert out.count("PASS") == 3 and "FAIL" not in out
-
-
-def test_saxe2014_deep_linear_learning_time_test_profile(tmp_path):
-    """Depths 4 and 32: orthogonal learning time flat, Gaussian ≥ 2× slower at 32, best rate ∝ 1/depth,
-    spectra of the weight product (orthogonal all 1, Gaussian var s² ≈ L − 1)."""
-    out = _reproduce(tmp_path, "saxe2014", "test")
-    assert out.count("PASS") == 6 and "FAIL" not in out
-
-
-@pytest.mark.slow
-def test_saxe2014_quick(tmp_path):
-    out = _reproduce(tmp_path, "saxe2014")
-    assert out.count("PASS") == 6 and "FAIL" not in out
-
-
-def test_pennington2017_isometry_and_learning_speed_test_profile(tmp_path):
-    """Depth 32, one seed: orthogonal tanh near-isometric, Gaussian tanh and relu wide, theory along the
-    q_l path, orthogonal tanh learns fastest and critical relu slowest."""
-    out = _reproduce(tmp_path, "pennington2017", "test")
-    assert out.count("PASS") == 7 and "FAIL" not in out
-
-
-@pytest.mark.slow
-def test_pennington2017_quick(tmp_path):
-    out = _reproduce(tmp_path, "pennington2017")
-    assert out.count("PASS") == 7 and "FAIL" not in out
+from satbench import engine, spec, store
 
 
 def _init_only(name, tmp_path, **grid):

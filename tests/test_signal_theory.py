@@ -99,6 +99,24 @@ sigma_w2 = [1.0, 1.5]
     assert np.isfinite(r.runs["jac_var_s2"]).all() and np.isfinite(r.runs["jac_var_s2_theory"]).all()
 
 
+def test_theory_columns_solve_repeated_pairs_once_and_map_them_back_in_order():
+    """Seeds repeat (σ_w², σ_b²) pairs; each distinct pair is solved once and every row gets its
+    own pair's values, whatever the row order."""
+    import pandas as pd
+
+    sw2 = [2.0, 0.5, 2.0, 1.0, 0.5, 2.0]
+    configs = pd.DataFrame({"config_id": range(6), "init": "gaussian", "sigma_w2": sw2, "sigma_b2": 0.05,
+                            "activation": "tanh", "norm": "none", "residual": False, "jacobian_samples": 0,
+                            "depth": 4})
+    cols = engine.theory_columns(configs)
+    for cid, s in enumerate(sw2):
+        want = theory.summary("tanh", s, 0.05)
+        assert cols.loc[cid, "q_star"] == pytest.approx(want["q_star"], rel=1e-9)
+        assert cols.loc[cid, "xi_c"] == pytest.approx(want["xi_c"], rel=1e-9)
+        assert cols.loc[cid, "phase"] == want["phase"]
+    assert cols.loc[0, "phase"] == "chaotic" and cols.loc[1, "phase"] == "ordered"
+
+
 def test_jacobian_moments_from_q1_follow_the_q_map_transient():
     """Inputs away from q* (tanh at σ_w² = 1.05 creeps to q* = 0.026 over tens of layers): the
     moments of s² along the mean-field q_l path match a width-256 orthogonal net, where the
