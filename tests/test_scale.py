@@ -204,8 +204,14 @@ def _env():
     return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
 
 
-def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tiny, tmp_path):
-    path, whole = tiny
+def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tmp_path):
+    # 32 one-config chunks of 400 steps: when the first part lands, 31 calls (≈ 1 s) remain, so the
+    # signal arrives mid-sweep (the 8 tiny ones took ≈ 70 ms, and once finished before the signal)
+    assert "seed = [0, 1]" in TINY and "steps = 20\n" in TINY
+    path = tmp_path / "many.toml"
+    path.write_text(TINY.replace("seed = [0, 1]", "seed = [0, 1, 2, 3, 4, 5, 6, 7]").replace("steps = 20\n", "steps = 400\n"))
+    engine.run_experiment(spec.load(str(path)), None, tmp_path / "whole", progress=False, max_chunk=1)
+    whole = store.load_results(tmp_path / "whole")  # the same chunks: 400 steps' rounding depends on them
     out = tmp_path / "out"
     command = _cli(path, "--out", out, "--max-chunk", "1")
     proc = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -216,11 +222,11 @@ def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tiny, tmp_path
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr[-3000:]
     line = stderr.strip().splitlines()[-1]
-    match = re.fullmatch(rf"interrupted: (\d+) of 8 configs finished in {re.escape(str(out))}; "
+    match = re.fullmatch(rf"interrupted: (\d+) of 32 configs finished in {re.escape(str(out))}; "
                          "rerun the same command to resume", line)
     assert match, line
     finished = store.finished_ids(out)
-    assert 1 <= int(match[1]) == len(finished) < 8
+    assert 1 <= int(match[1]) == len(finished) < 32
     assert not [p for p in (out / "parts").iterdir() if p.name.startswith(".tmp-")]  # nothing half-written
     manifest = store.read_manifest(out)
     assert manifest["status"] == "interrupted" and manifest["n_finished"] == len(finished)
