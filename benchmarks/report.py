@@ -73,7 +73,7 @@ def ratios(summary: dict, best: dict) -> dict:
 def warm_cache(summary: dict) -> dict | None:
     """Compile time of the warm rerun vs the cold run (target: <= 10 %)."""
     cold, warm = summary.get("satbench-cold"), summary.get("satbench-warm")
-    if not cold or not warm or not cold["compile_s"]:
+    if not cold or not warm or not cold["compile_s"] or warm["compile_s"] is None:  # a failed run has no times
         return None
     frac = warm["compile_s"] / cold["compile_s"]
     return {"cold_compile_s": cold["compile_s"], "warm_compile_s": warm["compile_s"], "fraction": frac,
@@ -154,7 +154,8 @@ def ratio_table(rat: dict) -> list[str]:
 def crosscheck_lines(cc: dict | None) -> list[str]:
     if not cc:
         return ["Cross-check: not run."]
-    lines = [f"Cross-check ({'passed' if cc['passed'] else '**FAILED**'}, rtol {cc['rtol']:g}, "
+    grad = f"; PyTorch vs JAX gradient norms {cc['framework_grad_rtol']:g}" if "framework_grad_rtol" in cc else ""
+    lines = [f"Cross-check ({'passed' if cc['passed'] else '**FAILED**'}, rtol {cc['rtol']:g}{grad}, "
              f"σ_w² = {cc['sigma_w2']}, {cc['steps']} steps, one config per shape; identical weights "
              "and minibatches — satbench's rebuilt from its seed): largest relative errors"]
     lines += [f"- `{k}`: {v:.2g}" for k, v in cc["max_rel_err"].items()]

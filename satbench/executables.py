@@ -10,6 +10,11 @@ serialized executable (``jax.experimental.serialize_executable``).
 Files live in ``<JAX compilation cache dir>/satbench-executables/`` and are trusted like JAX's own
 cache (they are pickles: only the user writes there). A file that fails to load is deleted and the
 program compiled again; a failure to save costs speed, never results.
+
+jaxlib binds its LAPACK kernels (SVD, QR, eigh: orthogonal init, Jacobian spectra) on CPU while
+lowering a program that uses one; an executable loaded in a fresh process skips lowering, and its
+first SVD then calls an unbound kernel and crashes the process (SIGSEGV). ``load`` lowers a 1×1
+SVD first, which binds them all.
 """
 
 from __future__ import annotations
@@ -52,10 +57,20 @@ def cache_dir() -> Path | None:
     return Path(base) / SUBDIR if base else None
 
 
+@functools.lru_cache(maxsize=1)
+def bind_lapack() -> None:
+    """Make jaxlib bind its CPU LAPACK kernels, as lowering any linear-algebra op does (≈ 20 ms)."""
+    import jax.numpy as jnp
+
+    jax.jit(lambda a: jnp.linalg.svd(a, compute_uv=False)).trace(jnp.ones((1, 1), jnp.float32)).lower(
+        lowering_platforms=("cpu",))
+
+
 def load(path: Path):
     """The executable saved at ``path``, or None (missing, or unreadable: then deleted)."""
     if not path.exists():
         return None
+    bind_lapack()
     try:
         payload, in_tree, out_tree = pickle.loads(path.read_bytes())
         from jax.experimental.serialize_executable import deserialize_and_load

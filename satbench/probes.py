@@ -139,21 +139,15 @@ def jacobian_singular_values(graphdef, params, x, ctx=models.Context()) -> jax.A
     held fixed (one example has no batch statistics of its own).
     """
     model = nnx.merge(graphdef, params)
-    arch = model.arch
-    # in a padded program the lane's last layer is its last active one
-    last = arch.depth - 1 if ctx.active is None else jnp.sum(ctx.active) - 1
-    if arch.norm == "batchnorm" and ctx.stats is None:
+    if model.arch.norm == "batchnorm" and ctx.stats is None:
         ctx = ctx._replace(stats=model(x, ctx).batch_stats)
+    h1 = model(x, ctx).preacts[0]  # each example's h_1 (with fixed statistics: per example)
 
-    def last_preact(tap, example):
-        taps = jnp.zeros((arch.depth, 1, arch.width), example.dtype).at[0, 0].set(tap)
-        return model(example[None], ctx, taps=taps).preacts[last, 0]
-
-    def one(example):
-        jac = jax.jacfwd(last_preact)(jnp.zeros((arch.width,), example.dtype), example)
+    def one(h):
+        jac = jax.jacfwd(lambda v: model.last_preact(v[None], ctx)[0])(h)
         # LAPACK's SVD of a matrix with inf/NaN prints errors and may not return: a lane
         # whose weights blew up gets NaN singular values instead
         finite = jnp.all(jnp.isfinite(jac))
         return jnp.where(finite, jnp.linalg.svd(jnp.where(finite, jac, 0.0), compute_uv=False), jnp.nan)
 
-    return jax.vmap(one)(x)
+    return jax.vmap(one)(h1)

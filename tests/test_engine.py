@@ -325,10 +325,16 @@ engine.run_experiment(spec.load({str(tiny_toml)!r}), None, {str(tmp_path / 'eigh
 def test_a_rerun_with_the_persistent_cache_compiles_nothing_new(tiny_toml, tmp_path):
     """Each run is a fresh process. The first compiles the sweep's program (tanh and relu share it)
     and saves its executable; the second loads it (no tracing, lowering or XLA compile) and its
-    results equal the first's."""
+    results equal the first's. The program computes Jacobian spectra: regression for a loaded
+    executable whose SVD (a LAPACK custom call) crashed the process (SIGSEGV), because jaxlib
+    binds LAPACK only while lowering, which a loaded executable skips."""
     import os
     import subprocess
     import sys
+
+    text = tiny_toml.read_text()
+    assert "[fixed]\n" in text
+    tiny_toml.write_text(text.replace("[fixed]\n", "[fixed]\njacobian_samples = 2\n"))
 
     code = f"""
 import sys
@@ -348,7 +354,7 @@ print("loaded", sum(x is not None for x in loaded), "of", len(loaded))
     assert outputs == [["0", "of", "1"], ["1", "of", "1"]]
     assert len(list((tmp_path / "cache" / executables.SUBDIR).glob("*.pkl"))) == 1
     first, second = (store.load_results(tmp_path / run).runs.sort_values("config_id") for run in ("first", "second"))
-    cols = ["final_loss", "final_train_accuracy", "grad_decay", "steps_to_target"]
+    cols = ["final_loss", "final_train_accuracy", "grad_decay", "steps_to_target", "jac_mean_s2"]
     pd.testing.assert_frame_equal(first[cols].reset_index(drop=True), second[cols].reset_index(drop=True))
 
 

@@ -134,16 +134,21 @@ def test_jacobian_spectrum_of_an_orthogonal_linear_net_is_all_ones():
     np.testing.assert_allclose(np.asarray(sv), 1.0, atol=1e-4)
 
 
-def test_jacobian_spectrum_equals_numpy_product_of_layer_jacobians():
-    arch = models.Architecture(n_in=4, n_out=2, width=16, depth=4, activation="tanh", init="gaussian")
+@pytest.mark.parametrize("layers", ["scan", "unroll"])
+@pytest.mark.parametrize("active_depth", [4, 3])
+def test_jacobian_spectrum_equals_numpy_product_of_layer_jacobians(layers, active_depth):
+    """Also in a padded program: a lane of depth 3 in a depth-4 program (its last layer masked)
+    has the spectrum of its own 2 hidden layers' product."""
+    arch = models.Architecture(n_in=4, n_out=2, width=16, depth=4, activation="tanh", init="gaussian", layers=layers)
     graphdef, params = models.init_state(arch, jax.random.key(1), 1.5, 0.1)
     x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
-    sv = np.asarray(probes.jacobian_singular_values(graphdef, params, jnp.asarray(x)))
+    ctx = models.Context(active=jnp.arange(4) < active_depth)
+    sv = np.asarray(probes.jacobian_singular_values(graphdef, params, jnp.asarray(x), ctx))
     p = {k: np.asarray(v, np.float64) for k, v in nnx.to_pure_dict(params).items()}
     for i in range(2):
         h = x[i].astype(np.float64) @ p["w_in"] + p["b_in"]
         jac = np.eye(16)
-        for w, b in zip(p["w_hidden"], p["b_hidden"]):
+        for w, b in list(zip(p["w_hidden"], p["b_hidden"]))[: active_depth - 1]:
             layer_jac = np.diag(1 - np.tanh(h) ** 2) @ w  # ∂h_{l+1}/∂h_l as row-vector map
             jac = jac @ layer_jac
             h = np.tanh(h) @ w + b
