@@ -56,14 +56,21 @@ def run_worker(system: str, wl: str, scale: str, npz: Path, work: Path, threads:
     return out
 
 
+def split_system(entry: str) -> tuple[str, int | None]:
+    """``"torch-loop@1"`` -> ("torch-loop", 1): a PyTorch peer pinned to one thread count."""
+    name, _, threads = entry.partition("@")
+    return name, int(threads) if threads.isdigit() else None
+
+
 def schedule(systems: list[str], threads: list[int]) -> list[tuple[str, str, int | None, str]]:
     """One repeat's (label, system, torch threads, cache role) in the order they run."""
     order = []
-    for system in systems:
+    for entry in systems:
+        system, pinned = split_system(entry)
         if system == "satbench":
             order += [("satbench-cold", "satbench", None, "cold"), ("satbench-warm", "satbench", None, "warm")]
         elif system in TORCH_SYSTEMS:
-            order += [(f"{system}@{t}", system, t, "") for t in threads]
+            order += [(f"{system}@{t}", system, t, "") for t in ([pinned] if pinned else threads)]
         else:
             order.append((system, system, None, ""))
     return order
@@ -148,7 +155,8 @@ def parse_args(argv):
                         help=f"comma-separated, of {', '.join(workloads.WORKLOADS)}")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scale", choices=workloads.SCALES, default="full")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
+    parser.add_argument("--systems", default=",".join(SYSTEMS),
+                        help=f"comma-separated, of {', '.join(SYSTEMS)}; a PyTorch peer as NAME@T runs at T threads only")
     parser.add_argument("--threads", default="1,2", help="PyTorch thread counts to try (the faster is reported)")
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/<scale>")
     parser.add_argument("--label", default="", help="a line printed at the top of the report (e.g. the load)")
@@ -158,7 +166,9 @@ def parse_args(argv):
     args.workloads = [w for w in args.workloads.split(",") if w]
     args.systems = [s for s in args.systems.split(",") if s]
     args.threads = [int(t) for t in args.threads.split(",") if t]
-    bad = [w for w in args.workloads if w not in workloads.WORKLOADS] + [s for s in args.systems if s not in SYSTEMS]
+    bad = [w for w in args.workloads if w not in workloads.WORKLOADS] + [
+        s for s in args.systems if split_system(s)[0] not in SYSTEMS or ("@" in s and (
+            split_system(s)[0] not in TORCH_SYSTEMS or split_system(s)[1] is None))]
     if bad:
         parser.error(f"unknown workload or system: {', '.join(bad)}")
     args.out = args.out or ROOT / "benchmarks" / "results" / args.scale
@@ -171,10 +181,10 @@ def main(argv=None) -> None:
     os.environ["SATBENCH_COMPILATION_CACHE"] = "0"
     torch_ok = importlib.util.find_spec("torch") is not None
     systems = args.systems
-    if not torch_ok and any(s in TORCH_SYSTEMS for s in systems):
+    if not torch_ok and any(split_system(s)[0] in TORCH_SYSTEMS for s in systems):
         print("benchmarks: torch is not installed (pip install 'satbench[bench]'); skipping the PyTorch peers",
               file=sys.stderr)
-        systems = [s for s in systems if s not in TORCH_SYSTEMS]
+        systems = [s for s in systems if split_system(s)[0] not in TORCH_SYSTEMS]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     info, vers = machine.machine_info(), machine.versions()
