@@ -206,7 +206,7 @@ def _env():
 
 def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tmp_path):
     # 32 one-config chunks of 400 steps: when the first part lands, 31 calls (≈ 1 s) remain, so the
-    # signal arrives mid-sweep (the 8 tiny ones took ≈ 70 ms, and once finished before the signal)
+    # signal arrives mid-sweep
     assert "seed = [0, 1]" in TINY and "steps = 20\n" in TINY
     path = tmp_path / "many.toml"
     path.write_text(TINY.replace("seed = [0, 1]", "seed = [0, 1, 2, 3, 4, 5, 6, 7]").replace("steps = 20\n", "steps = 400\n"))
@@ -214,7 +214,12 @@ def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tmp_path):
     whole = store.load_results(tmp_path / "whole")  # the same chunks: 400 steps' rounding depends on them
     out = tmp_path / "out"
     command = _cli(path, "--out", out, "--max-chunk", "1")
-    proc = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job (`pytest … &`) starts with SIGINT ignored and its children inherit
+    # that (then the sweep ran to the end and exited 0): run the CLI with Python's Ctrl-C handler
+    restore = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "runpy.run_module('satbench.cli', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", restore, *command[3:]], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and not store.part_dirs(out) and proc.poll() is None:
         time.sleep(0.02)
