@@ -61,9 +61,7 @@ def peer_agreement(wl, arrays: dict, steps: int, torch_ok: bool) -> list[dict]:
     if torch_ok:
         from benchmarks import peers_torch
 
-        # as in every PyTorch worker (peers_torch.setup) and in XLA:CPU: a vanishing sigmoid gradient
-        # otherwise stays denormal (1e-20) in PyTorch where JAX has flushed it to 0
-        peers_torch.torch.set_flush_denormal(True)
+        peers_torch.flush_denormals()  # as every PyTorch worker does
     x, y = arrays["x_train"], arrays["y_train"]
     sigma = workloads.crosscheck_sigma(wl)
     rows = []
@@ -171,6 +169,6 @@ def crosscheck(wl, arrays: dict, torch_ok: bool) -> dict:
     sat = satbench_agreement(wl, arrays, steps)
     worst = {**{f"peers.{k}": v for k, v in max_errors(peers).items()},
              **{f"satbench.{k}": v for k, v in max_errors(sat).items()}}
-    return {"rtol": RTOL, "framework_grad_rtol": FRAMEWORK_GRAD_RTOL, "sval_floor": SVAL_FLOOR, "steps": steps, "sigma_w2": workloads.crosscheck_sigma(wl),
-            "peers": peers, "satbench_vs_jax": sat, "max_rel_err": worst,
+    return {"rtol": RTOL, "framework_grad_rtol": FRAMEWORK_GRAD_RTOL, "sval_floor": SVAL_FLOOR, "steps": steps,
+            "sigma_w2": workloads.crosscheck_sigma(wl), "peers": peers, "satbench_vs_jax": sat, "max_rel_err": worst,
             "passed": all(v <= tolerance(k) for k, v in worst.items())}

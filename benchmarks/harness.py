@@ -62,6 +62,12 @@ def split_system(entry: str) -> tuple[str, int | None]:
     return name, int(threads) if threads.isdigit() else None
 
 
+def known_system(entry: str) -> bool:
+    """A system name, or a PyTorch peer pinned to a thread count (``torch-vmap@2``)."""
+    name, pinned = split_system(entry)
+    return entry in SYSTEMS or (name in TORCH_SYSTEMS and pinned is not None)
+
+
 def schedule(systems: list[str], threads: list[int]) -> list[tuple[str, str, int | None, str]]:
     """One repeat's (label, system, torch threads, cache role) in the order they run."""
     order = []
@@ -166,9 +172,7 @@ def parse_args(argv):
     args.workloads = [w for w in args.workloads.split(",") if w]
     args.systems = [s for s in args.systems.split(",") if s]
     args.threads = [int(t) for t in args.threads.split(",") if t]
-    bad = [w for w in args.workloads if w not in workloads.WORKLOADS] + [
-        s for s in args.systems if split_system(s)[0] not in SYSTEMS or ("@" in s and (
-            split_system(s)[0] not in TORCH_SYSTEMS or split_system(s)[1] is None))]
+    bad = [w for w in args.workloads if w not in workloads.WORKLOADS] + [s for s in args.systems if not known_system(s)]
     if bad:
         parser.error(f"unknown workload or system: {', '.join(bad)}")
     args.out = args.out or ROOT / "benchmarks" / "results" / args.scale

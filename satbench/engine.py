@@ -310,10 +310,10 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
         # seeds and other axes repeat (σ_w², σ_b²) pairs: solve each pair once (≈ 10–40 ms each)
         pairs = runs.loc[idx, ["mf_sigma_w2", "sigma_b2"]].to_numpy(np.float64)
         unique, row_of = np.unique(pairs, axis=0, return_inverse=True)
+        row_of = row_of.ravel()  # numpy 2 keeps the axis's shape
         t = theory.summaries(act, unique[:, 0], unique[:, 1])
-        for col in ("q_star", "chi1", "xi_c"):
-            runs.loc[idx, col] = t[col][row_of.ravel()]
-        runs.loc[idx, "phase"] = t["phase"][row_of.ravel()]
+        for col in ("q_star", "chi1", "xi_c", "phase"):
+            runs.loc[idx, col] = t[col][row_of]
     probed = plain[plain["jacobian_samples"] > 0]
     weights = np.where(probed["init"] == "orthogonal", "orthogonal", "gaussian")
     keys = ["activation", "mf_sigma_w2", "sigma_b2", "depth"]

@@ -128,12 +128,13 @@ class MLP(nnx.Module):
         arch = self.arch
         if taps is None:
             taps = jnp.zeros((arch.depth, x.shape[0], arch.width), x.dtype)
-        scale, shift, stats = self._norm_params(ctx, x.dtype)
+        norm = self._norm_params(ctx, x.dtype)
+        scale, shift, stats = norm
         h1, mean1, var1 = self._normaliser(ctx)(x @ self.w_in[...] + self.b_in[...], scale[0], shift[0],
                                                 stats.mean[0], stats.var[0])
         h1 = h1 + taps[0]
         layer = self._hidden_layer(ctx)
-        a, outs = self._over_layers(layer, self._phi(ctx)(h1), self._hidden_inputs(ctx, taps, x.dtype))
+        a, outs = self._over_layers(layer, self._phi(ctx)(h1), self._hidden_inputs(ctx, taps, norm))
         if outs is None:
             outs = (jnp.zeros((0,) + h1.shape, h1.dtype), jnp.zeros((0, arch.width)), jnp.zeros((0, arch.width)))
         hs, means, variances = outs
@@ -157,7 +158,8 @@ class MLP(nnx.Module):
             return (a, jnp.where(inputs[3], h, h_last)), None  # inputs[3]: the layer is active
 
         taps = jnp.zeros((self.arch.depth, h1.shape[0], self.arch.width), h1.dtype)
-        (_, h_last), _ = self._over_layers(step, (self._phi(ctx)(h1), h1), self._hidden_inputs(ctx, taps, h1.dtype))
+        xs = self._hidden_inputs(ctx, taps, self._norm_params(ctx, h1.dtype))
+        (_, h_last), _ = self._over_layers(step, (self._phi(ctx)(h1), h1), xs)
         return h_last
 
     def _phi(self, ctx: Context):
@@ -189,10 +191,11 @@ class MLP(nnx.Module):
 
         return normalise
 
-    def _hidden_inputs(self, ctx: Context, taps, dtype) -> tuple:
-        """Per hidden layer (leading axis depth − 1): W, b, tap, active, γ, β, mean, var."""
+    def _hidden_inputs(self, ctx: Context, taps, norm) -> tuple:
+        """Per hidden layer (leading axis depth − 1): W, b, tap, active, γ, β, mean, var;
+        ``norm``: ``_norm_params``."""
         active = jnp.ones((self.arch.depth,), bool) if ctx.active is None else ctx.active
-        scale, shift, stats = self._norm_params(ctx, dtype)
+        scale, shift, stats = norm
         return (self.w_hidden[...], self.b_hidden[...], taps[1:], active[1:], scale[1:], shift[1:],
                 stats.mean[1:], stats.var[1:])
 

@@ -139,9 +139,10 @@ def jacobian_singular_values(graphdef, params, x, ctx=models.Context()) -> jax.A
     held fixed (one example has no batch statistics of its own).
     """
     model = nnx.merge(graphdef, params)
+    fwd = model(x, ctx)
+    h1 = fwd.preacts[0]  # each example's h_1; with the batch's own statistics fixed, the same values
     if model.arch.norm == "batchnorm" and ctx.stats is None:
-        ctx = ctx._replace(stats=model(x, ctx).batch_stats)
-    h1 = model(x, ctx).preacts[0]  # each example's h_1 (with fixed statistics: per example)
+        ctx = ctx._replace(stats=fwd.batch_stats)
 
     def one(h):
         jac = jax.jacfwd(lambda v: model.last_preact(v[None], ctx)[0])(h)

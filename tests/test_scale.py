@@ -196,8 +196,12 @@ def test_results_of_another_satbench_version_are_resumed_with_a_one_line_warning
 
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
+def _run_args(*args):
+    return ["run", *map(str, args), "--quiet", "--no-plot"]
+
+
 def _cli(*args):
-    return [sys.executable, "-m", "satbench.cli", "run", *map(str, args), "--quiet", "--no-plot"]
+    return [sys.executable, "-m", "satbench.cli", *_run_args(*args)]
 
 
 def _env():
@@ -213,12 +217,12 @@ def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tmp_path):
     engine.run_experiment(spec.load(str(path)), None, tmp_path / "whole", progress=False, max_chunk=1)
     whole = store.load_results(tmp_path / "whole")  # the same chunks: 400 steps' rounding depends on them
     out = tmp_path / "out"
-    command = _cli(path, "--out", out, "--max-chunk", "1")
     # a shell's background job (`pytest … &`) starts with SIGINT ignored and its children inherit
     # that (then the sweep ran to the end and exited 0): run the CLI with Python's Ctrl-C handler
     restore = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
                "runpy.run_module('satbench.cli', run_name='__main__')")
-    proc = subprocess.Popen([sys.executable, "-c", restore, *command[3:]], env=_env(),
+    command = [sys.executable, "-c", restore, *_run_args(path, "--out", out, "--max-chunk", "1")]
+    proc = subprocess.Popen(command, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and not store.part_dirs(out) and proc.poll() is None:
