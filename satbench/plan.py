@@ -37,7 +37,8 @@ STATIC = tuple(
 class CostModel:
     """Seconds to compile and run a program, from constants measured on a 2-core CPU.
 
-    ``benchmarks/`` re-measures them; see DESIGN.md "Depth".
+    The measurements behind them are in benchmarks/README.md, "Cost model (`plan.CostModel`)";
+    ``python -m benchmarks.scaling`` re-measures compile time against depth.
     """
 
     #: compile seconds (measured on 2 cores, width 64, 1-3 activations, depths 8 and 32:
