@@ -11,6 +11,13 @@ Files live in ``<JAX compilation cache dir>/satbench-executables/`` and are trus
 cache (they are pickles: only the user writes there). A file that fails to load is deleted and the
 program compiled again; a failure to save costs speed, never results.
 
+Only an executable that XLA compiled in this process is saved. One that JAX loaded from its own
+persistent cache (our key missed after a source change or upgrade, JAX's did not) serializes
+without its machine code on XLA:CPU (jaxlib 0.10: 11 kB instead of 19 kB for a small program);
+loading that file later fails at the first call ("NOT_FOUND: Function ... not found"), too late to
+fall back. JAX reports every persistent-cache lookup as a monitoring event: a compile is saved
+when it saw a miss and no hit (or JAX's cache is off), so an unknown or renamed event costs speed, never a crash.
+
 jaxlib binds its LAPACK kernels (SVD, QR, eigh: orthogonal init, Jacobian spectra) on CPU while
 lowering a program that uses one; an executable loaded in a fresh process skips lowering, and its
 first SVD then calls an unbound kernel and crashes the process (SIGSEGV). ``load`` lowers a 1×1
@@ -19,6 +26,7 @@ SVD first, which binds them all.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import os
@@ -97,6 +105,32 @@ def save(path: Path, compiled) -> bool:
         return False
 
 
+CACHE_HIT = "/jax/compilation_cache/cache_hits"
+CACHE_MISS = "/jax/compilation_cache/cache_misses"
+_cache_events: collections.Counter = collections.Counter()
+
+
+def _count_cache_event(event: str, **_) -> None:
+    if event in (CACHE_HIT, CACHE_MISS):
+        _cache_events[event] += 1
+
+
+@functools.lru_cache(maxsize=1)
+def _listen_to_cache_events() -> None:
+    jax.monitoring.register_event_listener(_count_cache_event)
+
+
+def compile_fresh(compile_fn):
+    """(``compile_fn()``, whether XLA compiled it here: JAX's persistent cache is off, or was
+    asked and missed)."""
+    _listen_to_cache_events()
+    before = _cache_events.copy()
+    compiled = compile_fn()
+    seen = _cache_events - before
+    asked = seen[CACHE_MISS] > 0 or jax.config.jax_compilation_cache_dir is None
+    return compiled, asked and seen[CACHE_HIT] == 0
+
+
 def load_or_compile(program, chunk: int, dataset, compile_fn):
     """``compile_fn()``'s executable, from the cache when an identical program was compiled before."""
     folder = cache_dir()
@@ -105,6 +139,7 @@ def load_or_compile(program, chunk: int, dataset, compile_fn):
     path = folder / f"{key(program, chunk, dataset)}.pkl"
     compiled = load(path)
     if compiled is None:
-        compiled = compile_fn()
-        save(path, compiled)
+        compiled, fresh = compile_fresh(compile_fn)
+        if fresh:  # never one JAX loaded from its cache: see the module docstring
+            save(path, compiled)
     return compiled

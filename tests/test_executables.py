@@ -3,10 +3,12 @@
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
-from satbench import data, engine, executables, models, train
+from satbench import data, engine, executables, models, store, train
 
 
 @pytest.fixture
@@ -63,7 +65,86 @@ def test_an_unreadable_file_is_deleted_and_the_program_compiled_again(cache):
     assert not list(cache.glob(".*.tmp"))
 
 
-def test_without_a_compilation_cache_nothing_is_written(monkeypatch):
+def _tiny_compile():
+    return jax.jit(lambda x: jnp.tanh(x) * 2).lower(jnp.ones(3)).compile()
+
+
+def test_without_a_compilation_cache_nothing_is_written(tmp_path, monkeypatch):
+    """With JAX's cache off (as conftest sets it) the executable cache writes nowhere; the same
+    call with a cache folder set writes one file there, so the check can see a write."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert jax.config.jax_compilation_cache_dir is None  # conftest turns the caches off
     assert executables.cache_dir() is None
-    assert executables.load_or_compile(_program(), 4, None, lambda: "compiled") == "compiled"
+    executables.load_or_compile(_program(), 4, None, _tiny_compile)
+    assert not any(tmp_path.rglob("*"))
+    monkeypatch.setattr(executables, "cache_dir", lambda: tmp_path / "on")
+    executables.load_or_compile(_program(), 4, None, _tiny_compile)
+    assert len(list((tmp_path / "on").glob("*.pkl"))) == 1
+
+
+WARM_RERUN = """
+import sys
+from satbench import cli, executables
+if sys.argv[1] == "changed":  # a source edit or an upgrade: the executable key changes
+    executables.source_digest = lambda: "changed"
+sys.argv = ["satbench", *sys.argv[2:]]
+cli.main()
+"""
+
+
+def test_a_warm_rerun_after_a_source_change_never_crashes(tiny_toml, tmp_path):
+    """Separate processes sharing one cache folder, as a user meets them. An executable that JAX
+    loaded from its own cache serializes without its machine code on XLA:CPU; saving it made the
+    next run crash at the first call ("NOT_FOUND: Function ... not found"). Only executables
+    compiled in the process are saved now, and every run gives the first run's numbers."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SATBENCH_COMPILATION_CACHE="1", SATBENCH_CACHE_DIR=str(tmp_path / "cache"),
+               JAX_PLATFORMS="cpu")
+    saved = tmp_path / "cache" / executables.SUBDIR
+
+    def run(out, source="same"):
+        args = ["run", str(tiny_toml), "--out", str(tmp_path / out), "--quiet", "--no-plot"]
+        proc = subprocess.run([sys.executable, "-c", WARM_RERUN, source, *args], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return sorted(p.name for p in saved.glob("*.pkl"))
+
+    first = run("a1")  # compiles, saves the executable and JAX's cache entry
+    import shutil
+
+    shutil.rmtree(saved)
+    later = [run("a2"),  # the executable cache misses, JAX's cache hits
+             run("a3"),  # crashed here before
+             run("a4", "changed")]  # a changed key over JAX's warm cache
+    assert len(first) == 1 and later == [[], [], []]  # nothing loaded from JAX's cache is saved
+    cols = ["config_id", "final_loss", "grad_decay", "final_test_accuracy"]
+    expected = store.load_results(tmp_path / "a1").runs[cols].sort_values("config_id").reset_index(drop=True)
+    for out in ("a2", "a3", "a4"):
+        got = store.load_results(tmp_path / out).runs[cols].sort_values("config_id").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def test_an_executable_loaded_from_jax_s_cache_is_not_saved(tmp_path):
+    """The rule itself, in process: a compile that JAX served from its persistent cache is used
+    but not counted fresh (so not written); a compile that missed JAX's cache is."""
+    from jax._src import compilation_cache
+
+    def compile_sin():
+        return jax.jit(lambda x: jnp.sin(x) + 1).lower(jnp.ones(5)).compile()
+
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compilation_cache.reset_cache()
+    try:
+        _, fresh = executables.compile_fresh(compile_sin)
+        jax.clear_caches()
+        _, again = executables.compile_fresh(compile_sin)
+    finally:
+        jax.config.update("jax_compilation_cache_dir", None)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        compilation_cache.reset_cache()
+    assert (fresh, again) == (True, False)
