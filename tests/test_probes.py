@@ -51,45 +51,112 @@ def test_grad_and_signal_norms_equal_explicit_backprop(layers):
     np.testing.assert_allclose(np.asarray(out["signal_norm"]), ref_h, rtol=2e-4)
 
 
-def test_loss_gradient_matches_finite_differences():
-    """Directional derivative of the loss along a random W_3 direction, float64."""
+def _reference_loss(p, x, y, taps, activation, norm, residual, alpha):
+    """Mean cross-entropy of the MLP written out here (float64), with ``taps`` added to each h_l."""
+    phi = {"sigmoid": lambda h: 1 / (1 + jnp.exp(-h)), "tanh": jnp.tanh}[activation]
+
+    def normalise(h, l):
+        if norm == "batchnorm":  # the batch's own statistics (biased variance), eps 1e-5, then γ, β
+            h = (h - h.mean(0)) / jnp.sqrt(h.var(0) + 1e-5)
+        elif norm == "layernorm":  # over the units of each example
+            h = (h - h.mean(1, keepdims=True)) / jnp.sqrt(h.var(1, keepdims=True) + 1e-5)
+        return h * p["norm_scale"][l] + p["norm_shift"][l] if norm != "none" else h
+
+    h = normalise(x @ p["w_in"] + p["b_in"], 0) + taps[0]
+    a = phi(h)
+    for l in range(1, taps.shape[0]):
+        h = normalise(a @ p["w_hidden"][l - 1] + p["b_hidden"][l - 1], l) + taps[l]
+        a = a + alpha * phi(h) if residual else phi(h)
+    logits = a @ p["w_out"] + p["b_out"]
+    top = logits.max(1, keepdims=True)
+    log_z = jnp.log(jnp.exp(logits - top).sum(1)) + top[:, 0]
+    return jnp.mean(log_z - logits[jnp.arange(len(y)), y]), logits
+
+
+def _central_differences(f, x, eps=1e-5):
+    """∂f/∂x entry by entry, (f(x + eps e_i) - f(x - eps e_i)) / 2 eps, all entries at once."""
+    basis = jnp.eye(x.size, dtype=x.dtype).reshape(x.size, *x.shape)
+    shifted = jax.vmap(lambda e: f(x + eps * e) - f(x - eps * e))(basis)
+    return (shifted / (2 * eps)).reshape(x.shape)
+
+
+@pytest.mark.parametrize("activation, norm, residual", [("sigmoid", "batchnorm", False), ("tanh", "layernorm", True)])
+def test_probe_norms_equal_finite_differences_of_an_independent_forward_pass(activation, norm, residual):
+    """grad_norm ‖∂L/∂W_l‖ and signal_norm ‖∂L/∂h_l‖ from ``layer_probes`` against central
+    differences (float64) of a forward pass written in this test, entry by entry of each W_l and
+    of each h_l (a tap added after the norm). With BatchNorm the differences move the batch
+    statistics too: probes measure the net as it trains."""
+    alpha = 0.5
     with jax.enable_x64(True):
-        arch = models.Architecture(n_in=7, n_out=3, width=9, depth=4, activation="sigmoid", init="glorot_normal")
+        arch = models.Architecture(n_in=5, n_out=3, width=6, depth=3, activation=activation, init="glorot_normal",
+                                   norm=norm, residual=residual)
         graphdef, params = models.init_state(arch, jax.random.key(0), 1.5, 0.05)
-        params = jax.tree.map(lambda a: a.astype(jnp.float64), params)
-        x = jax.random.normal(jax.random.key(1), (11, 7), jnp.float64)
-        y = jnp.arange(11) % 3
+        params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        if norm != "none":  # γ, β away from their initial 1, 0, so a probe that ignored them would show
+            for name, base in (("norm_scale", 1.0), ("norm_shift", 0.0)):
+                noise = jax.random.normal(jax.random.key(len(name)), params[name][...].shape, jnp.float64)
+                params[name] = nnx.Param(base + 0.3 * noise)
+        x = jax.random.normal(jax.random.key(1), (8, 5), jnp.float64)
+        y = jnp.arange(8) % 3
+        p = {k: jnp.asarray(v) for k, v in nnx.to_pure_dict(params).items()}
+        zeros = jnp.zeros((3, 8, 6), jnp.float64)
 
-        def loss(p):
-            return probes.cross_entropy(nnx.merge(graphdef, p)(x).logits, y)
+        def loss(q, taps=zeros):
+            return _reference_loss(q, x, y, taps, activation, norm, residual, alpha)[0]
 
-        g = jax.grad(loss)(params)
-        direction = jax.random.normal(jax.random.key(2), params["w_hidden"][...].shape, jnp.float64)
-        eps = 1e-6
+        ctx = models.Context(residual_scale=alpha)
+        # the reference is the same net: equal logits
+        np.testing.assert_allclose(_reference_loss(p, x, y, zeros, activation, norm, residual, alpha)[1],
+                                   nnx.merge(graphdef, params)(x, ctx).logits, rtol=1e-12, atol=1e-12)
+        out = jax.jit(probes.layer_probes, static_argnums=0)(graphdef, params, x, y, ctx)
 
-        def shifted(sign):
-            p = jax.tree.map(lambda a: a, params)
-            p["w_hidden"] = nnx.Param(params["w_hidden"][...] + sign * eps * direction)
-            return loss(p)
+        @jax.jit
+        def differences(p):
+            return (_central_differences(lambda w: loss({**p, "w_in": w}), p["w_in"]),
+                    _central_differences(lambda w: loss({**p, "w_hidden": w}), p["w_hidden"]),
+                    _central_differences(lambda t: loss(p, t), zeros))
 
-        fd = (shifted(1) - shifted(-1)) / (2 * eps)
-        ad = jnp.sum(g["w_hidden"][...] * direction)
-        assert float(ad) == pytest.approx(float(fd), rel=1e-6)
+        d_in, d_hidden, d_taps = differences(p)
+        grad_norm = np.sqrt([float(jnp.sum(d_in**2)), *np.asarray(jnp.sum(d_hidden**2, axis=(1, 2)))])
+        signal_norm = np.sqrt(np.asarray(jnp.sum(d_taps**2, axis=(1, 2))))
+        assert np.all(signal_norm > 1e-4)  # nothing trivially zero
+        np.testing.assert_allclose(np.asarray(out["grad_norm"]), grad_norm, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(out["signal_norm"]), signal_norm, rtol=1e-6)
 
 
-def test_saturation_and_dead_fractions():
-    arch = models.Architecture(n_in=10, n_out=2, width=200, depth=2, activation="tanh", init="gaussian")
-    graphdef, params = models.init_state(arch, jax.random.key(0), 400.0, 0.0)  # huge weights
+def test_saturation_and_dead_fractions_equal_numpy_on_the_pre_activations():
+    """sat_frac = mean over units × examples of |φ'(h)| < 0.05·max|φ'|, dead_frac = fraction of
+    units with φ'(h) = 0 on every example, recomputed in numpy from the net's pre-activations.
+    At moderate σ_w² a good part of the units is near the threshold (at σ_w² = 400 nearly all
+    are saturated whatever it is); sigmoid (max σ' = 1/4) and tanh (max 1) share one program,
+    so each lane must use its own activation's maximum."""
     x = jax.random.normal(jax.random.key(1), (64, 10))
-    out = probes.layer_probes(graphdef, params, x, jnp.zeros(64, jnp.int32))
-    # pre-activations of layer 2 have std ~ 20·E[tanh²]^½: tanh' < 0.05 needs |h| > 2.18 -> mostly saturated
-    assert float(out["sat_frac"][1]) > 0.85
-    relu_arch = models.Architecture(n_in=10, n_out=2, width=50, depth=2, activation="relu", init="he")
-    graphdef, params = models.init_state(relu_arch, jax.random.key(0), 1.0, 0.0)
-    params["b_in"] = nnx.Param(params["b_in"][...].at[:10].set(-1e3))  # kill 10 of 50 units of layer 1
-    out = probes.layer_probes(graphdef, params, x, jnp.zeros(64, jnp.int32))
-    assert float(out["dead_frac"][0]) == pytest.approx(10 / 50, abs=1 / 50)
-    assert np.isnan(float(out["sat_frac"][0]))  # relu is not a saturating activation
+    y = jnp.zeros(64, jnp.int32)
+    layer_probes = jax.jit(probes.layer_probes, static_argnums=0)
+    preacts = jax.jit(lambda graphdef, params, x, ctx=models.Context(): nnx.merge(graphdef, params)(x, ctx).preacts,
+                      static_argnums=0)
+    arch = models.Architecture(n_in=10, n_out=2, width=64, depth=3, activation=("sigmoid", "tanh"), init="gaussian")
+    closed_forms = {0: (lambda h: np.exp(-h) / (1 + np.exp(-h)) ** 2, 0.25), 1: (lambda h: 1 / np.cosh(h) ** 2, 1.0)}
+    for index, sigma_w2 in ((0, 16.0), (1, 4.0)):
+        graphdef, params = models.init_state(arch, jax.random.key(0), sigma_w2, 0.1)
+        ctx = models.Context(activation_index=index)
+        out = layer_probes(graphdef, params, x, y, ctx)
+        h = np.asarray(preacts(graphdef, params, x, ctx), np.float64)
+        dphi, peak = closed_forms[index]
+        expected = (np.abs(dphi(h)) < 0.05 * peak).mean(axis=(1, 2))
+        assert np.all((expected > 0.05) & (expected < 0.5)), expected  # the threshold matters here
+        np.testing.assert_allclose(np.asarray(out["sat_frac"]), expected, atol=2 / h[0].size)
+        np.testing.assert_array_equal(np.asarray(out["dead_frac"]), 0.0)
+
+    # relu: a unit is dead when h <= 0 on every example; large biases kill some and keep others
+    relu_arch = models.Architecture(n_in=10, n_out=2, width=50, depth=3, activation="relu", init="he")
+    graphdef, params = models.init_state(relu_arch, jax.random.key(0), 0.5, 2.0)
+    out = layer_probes(graphdef, params, x[:16], y[:16])
+    h = np.asarray(preacts(graphdef, params, x[:16]))
+    expected = np.all(h <= 0, axis=1).mean(axis=-1)
+    assert np.all((expected > 0.05) & (expected < 0.9)), expected
+    np.testing.assert_allclose(np.asarray(out["dead_frac"]), expected, rtol=1e-6)
+    assert np.all(np.isnan(np.asarray(out["sat_frac"])))  # relu is not a saturating activation
 
 
 def test_relu_he_keeps_variance_while_gaussian_halves_it_per_layer():
