@@ -92,11 +92,41 @@ def test_profiles_override_fixed_and_grid():
     assert len(exp.configs("quick")) == 2 and len(exp.configs(None)) == 2
 
 
-def test_config_ids_are_stable_and_distinct():
-    a = spec.parse(GOOD).configs()
-    b = spec.parse(GOOD.replace('name = "ok"', 'name = "other"')).configs()
-    assert [c.config_id for c in a] == [c.config_id for c in b]
-    assert len({c.config_id for c in a}) == 2
+PINNED = """
+[experiment]
+name = "pinned"
+[fixed]
+width = 32
+depth = 6
+steps = 20
+log_every = 10
+dataset = "teacher"
+optimizer = "adam"
+[grid]
+activation = ["tanh", "leaky_relu:0.2"]
+remedy = ["none", "batchnorm", "clip"]
+sigma_w2 = [1.5]
+"""
+
+
+def test_config_ids_are_pinned_and_do_not_depend_on_the_experiment_name():
+    """Resume finds finished configs by id, so an id may never change: these literals were
+    computed once (satbench 0.1.0) and must stay. A field added later must keep them (leave it
+    out of the hash at its default)."""
+    good = spec.parse(GOOD).configs()
+    assert [c.config_id for c in good] == ["58520089c125", "10ef0f142618"]
+    renamed = spec.parse(GOOD.replace('name = "ok"', 'name = "other"')).configs()
+    assert [c.config_id for c in renamed] == [c.config_id for c in good]
+    ids = {(c["activation"], c["remedy"]): c.config_id for c in spec.parse(PINNED).configs()}
+    assert ids == {
+        ("tanh", "none"): "e785c80ccac3", ("tanh", "batchnorm"): "cedf81c42c83", ("tanh", "clip"): "f18464dca111",
+        ("leaky_relu:0.2", "none"): "a6eafe5dd4ed", ("leaky_relu:0.2", "batchnorm"): "b308988549cb",
+        ("leaky_relu:0.2", "clip"): "1db5c487f447",
+    }
+    # fields that are left out of the hash at their defaults count when set
+    every = PINNED.replace("sigma_w2 = [1.5]", 'sigma_w2 = [1.5]\nclip_norm = [0.5]\nresidual_scale = [0.25]\n'
+                           'train_subset = [100]\npreprocess = ["none"]\nhistogram_bins = [4]')
+    assert spec.parse(every).configs()[0].config_id == "e893a93cfe9c"
 
 
 def test_shipped_experiments_parse():
