@@ -79,3 +79,50 @@ def plain_log_ticks(axis) -> None:
 
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.1e}"[0] in "246" else ""))
+
+
+# Thresholds shared by the claims. Each is fixed by a rule stated here, not by the measurement it
+# judges; REPRODUCTIONS.md ("How the claims' thresholds are set") lists them.
+
+def chance_accuracy(runs) -> float:
+    """1/K, the accuracy of guessing, for the (one) dataset of these runs."""
+    from satbench import data
+
+    return 1.0 / data.describe(str(runs["dataset"].iloc[0])).n_classes
+
+
+def near_chance_below(runs) -> float:
+    """A net "stays near chance" below a quarter of the way from chance to perfect accuracy
+    (0.325 for 10 classes)."""
+    c = chance_accuracy(runs)
+    return c + (1 - c) / 4
+
+
+def trained_above(runs) -> float:
+    """A net "trains" beyond three quarters of the way from chance to perfect accuracy
+    (0.775 for 10 classes)."""
+    c = chance_accuracy(runs)
+    return c + 3 * (1 - c) / 4
+
+
+def slope_sigma(width: int, layers: int) -> float:
+    """Standard error of one net's fitted per-layer log factor (``grad_decay``'s log) from
+    finite width alone: log ‖·‖² moves by a random step of variance ≈ 5/width per layer (Hanin
+    2018, ReLU at He init; smaller for the smooth activations), and the least-squares slope of
+    a random walk over m steps has variance ≈ 6σ²/(5m)."""
+    import math
+
+    return math.sqrt(6 * (5 / width) / (5 * max(layers, 1)))
+
+
+def seed_standard_error(values, by) -> float:
+    """Standard error of a per-cell mean over seeds, from the seed-to-seed standard deviation
+    pooled over the cells ``by`` groups into (ddof 1 per cell): σ_pooled / √(seeds per cell)."""
+    import numpy as np
+
+    groups = [np.asarray(g, float) for _, g in values.groupby(by)]
+    dof = sum(len(g) - 1 for g in groups)
+    if dof <= 0:
+        return float("nan")
+    pooled = np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof)
+    return float(pooled / np.sqrt(np.mean([len(g) for g in groups])))
