@@ -10,7 +10,9 @@ and the gradient scale ξ_∇ = 1/|ln χ₁| (equal in the ordered phase), with 
 measured at initialisation from each net's per-layer factor of ‖∂L/∂W_l‖²
 (``grad_decay``, geometric mean over seeds). A net of depth L can only measure
 scales up to about L, so near criticality the points fall below the diverging
-theory; the per-layer factor itself stays within 2 % of χ₁ in the deepest nets.
+theory. The per-layer factor itself is within 2 % of χ₁ in the deepest nets of seeds 0–1 and up
+to 5 % below it for other seeds: the fit of the log measures the factor's geometric mean, which lies
+below its mean χ₁.
 """
 
 from __future__ import annotations
@@ -97,19 +99,38 @@ def plot(results):
 
 
 def claims(results):
-    """At a depth well beyond 6ξ_c the far-ordered and far-chaotic nets stay near chance,
-    while near criticality the same depth trains (PAPERS.md: L = 60 row)."""
+    """Nets much deeper than 6ξ_c do not train, on the ordered and on the chaotic side, while near
+    criticality the same depth trains (Schoenholz et al. 2017, Figs. 5-6: the trainable region of
+    the accuracy heatmaps is bounded by 6ξ_c). One row of the grid (L = 60 where present). Both
+    "untrainable" claims use one rule, a quarter of the way from chance to 1, and "trains" three
+    quarters (``_common.near_chance_below``); the near-critical claim reads the grid's σ_w²
+    nearest the critical point, not the best of several."""
+    from satbench import theory
+    from satbench.figures._common import near_chance_below, trained_above
+
     runs = results.runs
     depth = 60 if 60 in set(runs["depth"]) else int(runs["depth"].max())
-    row = runs[runs["depth"] == depth].groupby("sigma_w2")["final_train_accuracy"].mean()
-    near = row.loc[(row.index >= 1.5) & (row.index <= 2.0)].max()
+    at = runs[runs["depth"] == depth]
+    row = at.groupby("sigma_w2")["final_train_accuracy"].mean()
+    six_xi = 6 * at.groupby("sigma_w2")["xi_c"].first()
+    sigma_b2 = float(runs["sigma_b2"].iloc[0])
+    critical = float(theory.critical_sigma_w2(str(runs["activation"].iloc[0]), sigma_b2))
+    near = float(row.index[np.argmin(np.abs(np.log(row.index.to_numpy(float) / critical)))])
+    low, high = float(row.index.min()), float(row.index.max())
+    dead, alive = near_chance_below(runs), trained_above(runs)
     return [
-        dict(claim=f"L={depth}, σ_w²=1.0 (ordered, 6ξ_c ≈ 22): untrainable", paper="near chance",
-             measured=f"{row.loc[1.0]:.2f}", holds=bool(row.loc[1.0] < 0.3)),
-        dict(claim=f"L={depth}, σ_w²=4.0 (chaotic, 6ξ_c ≈ 42): untrainable", paper="near chance",
-             measured=f"{row.loc[4.0]:.2f}", holds=bool(row.loc[4.0] < 0.35)),
-        dict(claim=f"L={depth}, σ_w² in [1.5, 2] (near critical 1.76): trains", paper="trainable",
-             measured=f"{near:.2f}", holds=bool(near > 0.85)),
+        dict(claim=f"L={depth}, σ_w²={low:g} (ordered, 6ξ_c = {six_xi.loc[low]:.0f}): untrainable "
+                   f"(train accuracy < {dead:.3f})",
+             paper="near chance beyond 6ξ_c (Figs. 5-6)",
+             measured=f"{row.loc[low]:.2f}", holds=bool(depth > six_xi.loc[low] and row.loc[low] < dead)),
+        dict(claim=f"L={depth}, σ_w²={high:g} (chaotic, 6ξ_c = {six_xi.loc[high]:.0f}): untrainable "
+                   f"(train accuracy < {dead:.3f})",
+             paper="near chance beyond 6ξ_c (Figs. 5-6)",
+             measured=f"{row.loc[high]:.2f}", holds=bool(depth > six_xi.loc[high] and row.loc[high] < dead)),
+        dict(claim=f"L={depth}, σ_w²={near:g} (nearest the critical {critical:.2f}): trains "
+                   f"(train accuracy > {alive:.3f})",
+             paper="trainable near criticality (Figs. 5-6)",
+             measured=f"{row.loc[near]:.2f}", holds=bool(row.loc[near] > alive)),
     ]
 
 
