@@ -99,38 +99,49 @@ def plot(results):
 
 
 def claims(results):
-    """BN learns faster, ends no worse, and steadies the last layer's input distribution.
+    """BN learns faster, ends no worse, and steadies the last layer's input distribution
+    (Ioffe & Szegedy 2015, Fig. 1).
 
-    Thresholds, from seeds 0–4 (the quick profile) and 5–12 on digits, 5000 steps: at
-    step 200 the median BN net is at .95 and the plain one at .67–.71, so a 0.1 lead
-    leaves room; at the end BN is ahead by ≈ .015, and "within 0.01" asks only that BN
-    not be worse. BN's band starts at the standardised width 2.07 and grows with the
-    learned γ to at most 2.06× (worst of 13 seeds); the plain net's starts at ≈ 0.08
-    (small weights) and grows ≥ 23×, so 2.5 and 10 sit outside both. The plain median
-    wanders 0.65–1.9, BN's 0.21–0.50 per seed: the last claim asks for a factor 2
-    between their medians over seeds (measured ≈ 4).
+    "Ends no worse" allows one binomial standard error of a test accuracy, √(p(1 − p)/n) for the
+    test set's n examples (0.010 at p = .96 on digits' 359): a smaller gap is not a measurable
+    difference. The other thresholds have no theory behind them and were set on seeds 0–12
+    (digits, 5000 steps): at step 200 the median BN net is at .95 and the plain one at .67–.71,
+    so a 0.1 lead leaves room; BN's band starts at the standardised width 2.07 and grows with the
+    learned γ to at most 2.06× (worst of 13 seeds), the plain net's starts at ≈ 0.08 (small
+    weights) and grows ≥ 23×, so 2.5 and 10 sit outside both; the plain median wanders 0.65–1.9,
+    BN's 0.21–0.50 per seed, and the last claim asks for a factor 2 between their medians over
+    seeds. Seeds 13–17, not used to choose them: step 200 BN .947 vs plain .691; final .975 vs
+    .964; BN band ≤ 1.89×, plain ≥ 21.4×; median wander 1.18 vs 0.25.
     """
+    from satbench import data
+
     step = early_step(results)
     early = _accuracy_at(results, step)
     final = results.runs.groupby(results.runs["norm"].map(LABELS))["final_test_accuracy"].median()
+    n_test = data.describe(str(results.runs["dataset"].iloc[0])).n_test
+    p = float(final["without BN"])
+    margin = float(np.sqrt(p * (1 - p) / n_test))
     d = drift(results).groupby("net")
     worst_bn, best_plain = d["band_ratio"].max()["with BN"], d["band_ratio"].min()["without BN"]
     med_range = d["median_range"].median()
     return [
-        dict(claim=f"BN reaches a higher test accuracy earlier (step {step}: BN ahead by > 0.1, median of seeds)",
+        dict(claim=f"BN reaches a higher test accuracy earlier (step {step}: BN ahead by > 0.1, median of seeds; "
+                   "threshold set on seeds 0–12, checked on 13–17)",
              paper="BN ahead from the start (Fig. 1a)",
              measured=f"BN {early['with BN']:.3f} vs plain {early['without BN']:.3f}",
              holds=bool(early["with BN"] - early["without BN"] > 0.1)),
-        dict(claim="BN ends no worse (final test accuracy, median of seeds, within 0.01)",
-             paper="≈ .98 vs ≈ .975 in reimplementations (PAPERS.md)",
+        dict(claim=f"BN ends no worse (final test accuracy, median of seeds, within one binomial standard "
+                   f"error {margin:.3f})",
+             paper="BN ahead at the end of training too (Fig. 1a)",
              measured=f"BN {final['with BN']:.3f} vs plain {final['without BN']:.3f}",
-             holds=bool(final["with BN"] >= final["without BN"] - 0.01)),
+             holds=bool(final["with BN"] >= final["without BN"] - margin)),
         dict(claim="last-layer sigmoid input: band p85−p15 changes < 2.5× with BN (worst seed), "
-                   "> 10× without (best seed)",
+                   "> 10× without (best seed); thresholds set on seeds 0–12, checked on 13–17",
              paper="stable with BN, widens without (Fig. 1b, c)",
              measured=f"max/min band width: BN ≤ {worst_bn:.2f}, plain ≥ {best_plain:.1f}",
              holds=bool(worst_bn < 2.5 and best_plain > 10)),
-        dict(claim="its median wanders ≥ 2× further without BN (max − min over probes, median of seeds)",
+        dict(claim="its median wanders ≥ 2× further without BN (max − min over probes, median of seeds; "
+                   "factor set on seeds 0–12, checked on 13–17)",
              paper="median drifts without BN, steady with (Fig. 1b, c)",
              measured=f"plain {med_range['without BN']:.2f} vs BN {med_range['with BN']:.2f}",
              holds=bool(med_range["without BN"] >= 2 * med_range["with BN"])),
