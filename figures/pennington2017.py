@@ -27,9 +27,11 @@ import seaborn as sns
 COLOURS = {("tanh", "orthogonal"): "tab:orange", ("tanh", "gaussian"): "tab:blue",
            ("relu", "orthogonal"): "tab:red", ("relu", "gaussian"): "tab:green",
            ("hard_tanh", "orthogonal"): "tab:purple", ("hard_tanh", "gaussian"): "tab:brown"}
-#: finite-width tolerances of measured var(s²)/mean(s²)² against theory: orthogonal products
-#: have light tails (PAPERS.md: within 15 % at L = 32, N = 400; +13 % seen for ReLU at N = 128);
-#: Gaussian ones heavy tails and an O(L²/N) bias
+#: tolerances of measured var(s²)/mean(s²)² against the wide-limit theory. They were set by
+#: judgement on the quick profile's seeds 0–1 (worst there: relu orthogonal, L = 32, +13 %), wider
+#: for Gaussian weights, whose spectra have heavy tails. They are not derived, and they do not
+#: survive other seeds: seeds 2–3 measure relu orthogonal at L = 32 +26 % (seed 2 alone +52 %),
+#: and the 15 % allowed to tanh's mean s² is exceeded by seeds 4–5 (+20 %). See REPRODUCTIONS.md.
 TOLERANCE = {"orthogonal": 0.2, "gaussian": 0.5}
 
 
@@ -183,9 +185,13 @@ def plot(results):
 
 
 def claims(results):
-    """Spectra at each activation's critical σ_w², learning at the deepest depth. The ≥ (L−1)/2
-    bars are half the theory's L − 1 (the Gaussian weights alone add 1 per layer; ReLU's mask
-    adds 1 more, or 1 alone with orthogonal weights)."""
+    """Spectra at each activation's critical σ_w², learning at the deepest depth.
+
+    Bands: "near-isometric" is a spread var(s²)/mean(s²)² below 1 (the singular values' spread
+    smaller than their mean); "wide" is at least half the theory's L − 1 (Gaussian weights add 1
+    per layer; ReLU's 0/1 mask adds 1 more, or 1 alone with orthogonal weights); the theory
+    tolerances are TOLERANCE's; the learning claims are orderings of steps to the target loss,
+    ReLU by a factor 2 fixed in advance."""
     table = spectrum_table(results)
     crit = table.merge(critical(results.runs)[["activation", "sigma_w2"]].drop_duplicates(),
                        on=["activation", "sigma_w2"])
@@ -208,31 +214,35 @@ def claims(results):
     orth_t, gauss_t = deep[("tanh", "orthogonal", sw_tanh)], deep[("tanh", "gaussian", sw_tanh)]
     relu_t = min(deep[("relu", "orthogonal", sw_relu)], deep[("relu", "gaussian", sw_relu)])
     steps = lambda v: f"{v:.0f}" if np.isfinite(v) else "not reached"  # noqa: E731
+    at_q_star = lambda t: f"{t.loc[deepest, 'nvar_theory_q_star']:.3g}"  # noqa: E731
     return [
         dict(claim=f"orthogonal tanh (σ_w²={sw_tanh:g}, q*={t_orth['q_star'].iloc[0]:.3f}) is near-isometric "
                    "at every depth: var(s²)/mean(s²)² < 1",
-             paper="0.14 at L=32 (inputs at q*, N=400; PAPERS.md)", measured=fmt(t_orth),
-             holds=bool((t_orth["nvar"] < 1).all())),
-        dict(claim=f"Gaussian tanh at the same point is not: ≥ (L−1)/2 at every depth, ≥ 20× orthogonal at L={deepest}",
-             paper="L (41.7 at L=32, N=400)", measured=fmt(t_gauss),
-             holds=bool(half(t_gauss) and t_gauss.loc[deepest, "nvar"] >= 20 * t_orth.loc[deepest, "nvar"])),
+             paper=f"O(1) at any depth (formula at q*, computed by satbench: {at_q_star(t_orth)} at L={deepest})",
+             measured=fmt(t_orth), holds=bool((t_orth["nvar"] < 1).all())),
+        dict(claim="Gaussian tanh at the same point is not: ≥ (L−1)/2 at every depth",
+             paper=f"grows like L (formula at q*, computed by satbench: {at_q_star(t_gauss)} at L={deepest})",
+             measured=fmt(t_gauss), holds=bool(half(t_gauss))),
         dict(claim=f"ReLU at criticality (σ_w²={sw_relu:g}) is wide for both inits: ≥ (L−1)/2 at every depth",
-             paper="orthogonal L, Gaussian 2L (no isometry)",
+             paper="orthogonal ≈ L, Gaussian ≈ 2L: no isometry for ReLU",
              measured=f"orthogonal {fmt(r_orth)}; Gaussian {fmt(r_gauss)}", holds=bool(half(r_orth) and half(r_gauss))),
         dict(claim="var(s²)/mean(s²)² matches free-probability theory along the q_l path "
-                   "(orthogonal ±20 %, Gaussian ±50 %; tanh and relu, every depth)",
-             paper="theory (Pennington et al., at each layer's q_l)",
+                   "(orthogonal ±20 %, Gaussian ±50 %; tanh and relu, every depth; set on seeds 0–1, "
+                   "fails on held-out seeds 2–3)",
+             paper="Pennington et al.'s formula, evaluated at each layer's q_l",
              measured=f"worst {worst['activation']} {worst['init']} L={worst['depth']}: {worst['nvar']:.3g} vs "
                       f"{worst['nvar_theory']:.3g} ({worst['error']:+.0%})",
              holds=bool((crit["error"].abs() <= crit["allowed"]).all())),
-        dict(claim="tanh: mean s² matches ∏ σ_w² μ₁(q_l) within 15 % (below 1: inputs start above q*)",
-             paper="mean = ∏ σ_w² μ₁(q_l)", measured=f"worst error {mean_error:.1%}", holds=bool(mean_error < 0.15)),
+        dict(claim="tanh: mean s² matches ∏ σ_w² μ₁(q_l) within 15 % (below 1: inputs start above q*; "
+                   "set on seeds 0–1, fails on held-out seeds 4–5)",
+             paper="mean s² = ∏ σ_w² μ₁(q_l) (1 at q*)", measured=f"worst error {mean_error:.1%}",
+             holds=bool(mean_error < 0.15)),
         dict(claim=f"depth {deepest}: orthogonal tanh reaches the target loss in fewer steps than Gaussian tanh "
                    f"(σ_w²={sw_tanh:g}, best learning rate each)",
-             paper="orthogonal faster (Fig. 4, CIFAR-10, L=200)", measured=f"{steps(orth_t)} vs {steps(gauss_t)} steps",
-             holds=bool(orth_t < gauss_t)),
+             paper="isometric (orthogonal, critical tanh) nets learn faster",
+             measured=f"{steps(orth_t)} vs {steps(gauss_t)} steps", holds=bool(orth_t < gauss_t)),
         dict(claim=f"depth {deepest}: critical ReLU is ≥ 2× slower than orthogonal tanh (or never gets there)",
-             paper="ReLU slower than orthogonal tanh (Fig. 4)",
+             paper="ReLU nets cannot be isometric and learn slower",
              measured=f"ReLU {steps(relu_t)} vs {steps(orth_t)} steps", holds=bool(relu_t >= 2 * orth_t)),
     ]
 
