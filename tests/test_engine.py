@@ -281,22 +281,34 @@ sigma_w2 = [0.5, 2.0]
     assert sat.apply(lambda v: v.isna().all())["relu"] and sat.apply(lambda v: v.notna().all())["sigmoid"]
 
 
-def test_deep_orthogonal_program_compiles_promptly():
-    """Regression: a QR-based orthogonal init made XLA:CPU's compiler hang at depth 32."""
-    import subprocess
-    import sys
+def test_deep_orthogonal_program_has_three_chained_svds_no_qr_and_a_size_flat_in_depth():
+    """Regressions, checked on the engine's own program without compiling it (no wall clock):
+    a QR-based orthogonal init made XLA:CPU's compiler hang at depth 32, and independent SVDs
+    deadlocked jaxlib's batched LAPACK calls on 2 cores (models.after). The init-only program of
+    a depth-32 orthogonal net must hold exactly three LAPACK calls, all SVDs (input, the hidden
+    stack batched, readout), each depending through data on the one before, and its lowered
+    module must not grow with depth (the layers are one scan)."""
+    import re
 
-    code = """
-import functools, jax, jax.numpy as jnp
-from satbench import data, engine, models, train
-ds = data.load("digits")
-arch = models.Architecture(ds.n_in, 10, 64, 32, "tanh", "orthogonal", "scan")
-prog = train.Program(arch, "digits", steps=0)
-engine.compiled_sweep(prog, 4, train.data_arrays(ds))
-print("ok")
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+    from test_activations_inits import _svd_ancestry
+
+    ds = data.load("digits")
+    d = train.data_arrays(ds)
+    sizes = {}
+    for depth in (8, 32):
+        arch = models.Architecture(ds.n_in, ds.n_classes, 64, depth, "tanh", "orthogonal", "scan")
+        prog = train.Program(arch, "digits", steps=0)
+        fn = jax.jit(jax.vmap(functools.partial(train.run, prog), in_axes=(0, None)))
+        lanes = engine.lanes_for([], prog, 4)
+        text = fn.lower(lanes, d).as_text()
+        sizes[depth] = len(text)
+        targets = re.findall(r"custom_call @(\w+)", text)
+        assert len(targets) == 3 and all(re.fullmatch(r"lapack_[sd]gesdd\w*", t) for t in targets), targets
+        jaxpr = jax.make_jaxpr(fn)(lanes, d).jaxpr
+        found = []
+        _svd_ancestry(jaxpr, [frozenset()] * len(jaxpr.invars), found)
+        assert sorted(len(ancestors) for _, ancestors in found) == [0, 1, 2]  # one chain
+    assert sizes[32] < 1.02 * sizes[8], sizes
 
 
 def test_sharding_over_eight_host_devices_gives_the_same_rows(tiny_toml, tmp_path):
