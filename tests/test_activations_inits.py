@@ -61,7 +61,8 @@ def test_derivatives_equal_closed_forms(name):
 
 
 def test_every_built_in_activation_has_a_closed_form_derivative_test():
-    built_in = {n for n in activations.known_activations() if activations.get_entry(n).fn.__module__ == activations.__name__}
+    built_in = {n for n in activations.known_activations()
+                if activations.get_entry(n).fn.__module__ == activations.__name__}
     assert built_in == {n.partition(":")[0] for n in CLOSED_FORM_DERIVATIVES}
 
 
