@@ -1,4 +1,10 @@
-"""Mean-field signal propagation for any registered activation (PAPERS.md §0, §4).
+"""Mean-field signal propagation for any registered activation.
+
+The q-map, c-map, χ₁ and the depth scales ξ_q, ξ_c are those of Poole et al.
+2016 ("Exponential expressivity in deep neural networks through transient
+chaos") and Schoenholz et al. 2017 ("Deep Information Propagation"); the
+Jacobian spectrum moments those of Pennington, Schoenholz & Ganguli 2017
+("Resurrecting the sigmoid in deep learning through dynamical isometry").
 
 Network: ``h^l = W^l φ(h^{l-1}) + b^l`` with ``W ~ N(0, σ_w²/N)``, ``b ~ N(0, σ_b²)``.
 Everything here is a Gaussian expectation of φ, φ' or products of them, so
@@ -18,12 +24,24 @@ Quadrature. ``E[f(√q z)]``, ``z ~ N(0, 1)``, is computed by one of two rules:
   boundaries, the error is a series in h², and one Richardson step leaves
   ~1e-10. A kink elsewhere costs O(h), h ≤ σ/512 (≲ 2e-3 relative). For
   analytic integrands the rule converges exponentially, so it is also the
-  safe fallback for large q.
+  safe fallback for large q. Once the cell is coarser than φ's own scale
+  (q ≳ 1.6e4 in 1-D, ≳ 30 in 2-D), a fixed fine lattice takes |x| ≤ 16, where
+  the built-ins have their kinks, saturation and the bump of φ' (erf' has
+  width ~1: χ_c of erf at σ_w² = 1e4 came out 8.8e-13 instead of 0.64), and
+  Gauss–Legendre bridges join it to the coarse lattice; this assumes φ is
+  smooth beyond |x| = 16 (true of every built-in).
 
 The c-map needs E over a correlated pair: tensor-product Gauss–Hermite, or
-iterated dense rules (256², accurate to ~1e-6 for c ≤ 0.95, worse as c → 1
-for kinked φ). q* comes from Aitken-accelerated iteration, c* from Newton
-(the c-map is convex on [0, 1]), the critical σ_w² from bisection.
+iterated dense rules (256² plus the fine core, accurate to ~1e-6 for
+c ≤ 0.95, worse as c → 1 for kinked φ). q* comes from Aitken-accelerated
+iteration, c* from Newton (the c-map is convex on [0, 1]), the critical σ_w²
+from bisection.
+
+q* = ∞ (ReLU at σ_w² ≥ 2 with σ_b² > 0, softplus, GELU, SiLU beyond their
+jumps): ξ_q = ∞, χ₁ is its q → ∞ limit (σ_w²/2 for these), and the c-map is
+its q → ∞ limit, an arc-cosine kernel, whose slope at c = 1 is 1: c* = 1,
+χ_c = 1, ξ_c = ∞ (correlations approach 1 algebraically). The phase follows
+χ₁, the per-layer factor of gradient variance (``_fixed_point``).
 
 Every function is pure ``jax.numpy``: jit it with the activation name
 static and vmap it over (σ_w², σ_b²); the public ones are already jitted
@@ -44,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from numpy.polynomial.hermite_e import hermegauss
+from numpy.polynomial.legendre import leggauss
 
 from satbench import activations
 
@@ -55,15 +74,24 @@ GH_Q_MAX = 1.0
 #: dense rule: n cells covering between ±DENSE_HALF_WIDTH/2 and ±DENSE_HALF_WIDTH σ
 DENSE_N = 16384
 DENSE_HALF_WIDTH = 16.0
-#: dense 2-D rule (c-map): DENSE_N2 × DENSE_N2 nodes
+#: dense 2-D rule (c-map): DENSE_N2 × DENSE_N2 lattice nodes
 DENSE_N2 = 256
 DENSE_HALF_WIDTH2 = 12.0
+#: the built-ins have their scale-1 structure (kinks, saturation, the bump of φ')
+#: within |x| ≤ CORE_HALF_WIDTH: silu, the slowest, is within 2e-6 of its asymptote there
+CORE_HALF_WIDTH = 16.0
+#: cells of the fine core lattice on [−16, 16]: width 1/8 (1-D) and 1/4 (2-D)
+CORE_N = 256
+CORE_N2 = 128
+#: Gauss–Legendre nodes on each bridge [CORE_HALF_WIDTH, R] between core and lattice
+BRIDGE_NODES = 8
 #: q is clamped to [Q_FLOOR, Q_MAX] inside expectations; q* ≥ Q_MAX means "diverges"
 Q_FLOOR = 1e-30
 Q_MAX = 1e30
 
 _GH_Z, _GH_W = hermegauss(GH_NODES)
 _GH_W = _GH_W / math.sqrt(2.0 * math.pi)  # weights of N(0, 1), sum to 1
+_GL_T, _GL_W = leggauss(BRIDGE_NODES)
 
 #: Built-ins that are analytic on the real line (Gauss–Hermite converges
 #: spectrally). Matched by function identity, so re-registering a name with
@@ -97,9 +125,11 @@ def _sum(v, axis=-1):
     """Two-level sum over ``axis``: float32 rounding grows like √n blocks, not √n terms."""
     v = jnp.moveaxis(v, axis, -1)
     n = v.shape[-1]
-    if n % 64 == 0 and n > 64:
-        v = v.reshape(v.shape[:-1] + (n // 64, 64)).sum(-1)
-    return v.sum(-1)
+    if n <= 64:
+        return v.sum(-1)
+    cut = n - n % 64
+    head = v[..., :cut].reshape(v.shape[:-1] + (cut // 64, 64)).sum(-1).sum(-1)
+    return head + v[..., cut:].sum(-1) if cut < n else head
 
 
 def _std(q):
@@ -129,13 +159,77 @@ def gauss_hermite_expectation(f: Callable, q):
     return _sum(w * f(s * z))
 
 
-def _dense_midpoint(f, q, n, half_width):
-    """Midpoint rule for E[f(√q z)] on x = √q z with n cells of dyadic width."""
+def _lattice_spacing(s, n, half_width):
+    """Cell width of the √q-scaled lattice: n cells cover between ±half_width/2 and ±half_width σ."""
+    return lax.stop_gradient(_dyadic_below(2.0 * half_width * s / n))
+
+
+def _core_radius(h, core_n):
+    """Radius R of the zone around 0 that a fixed fine lattice integrates instead of the
+    √q-scaled one of cell h: 0 while that lattice is as fine as the core, else
+    max(CORE_HALF_WIDTH, 2h), with Gauss–Legendre bridges over CORE_HALF_WIDTH ≤ |x| ≤ R.
+
+    Decided on the fine grid and shared with its Richardson partner (cell 2h): R is a
+    multiple of 2h, so both lattices leave out the same cells and the pieces keep their
+    h² error series.
+    """
+    return jnp.where(h > 2.0 * CORE_HALF_WIDTH / core_n, jnp.maximum(CORE_HALF_WIDTH, 2.0 * h), 0.0)
+
+
+def _outside(j, h, radius):
+    """Widths of the lattice cells [j h, (j+1) h] (j integer-valued); 0 inside (−radius, radius)."""
+    r = radius / h
+    return jnp.where((j < r) & (j + 1 > -r), 0.0, h)
+
+
+@functools.lru_cache(maxsize=None)
+def _layout(lattice_n: int, core_n: int):
+    """Static part of a composite grid, one entry per node: kind (0 lattice, 1 core,
+    2 bridge), position u in units of its piece (half-integer cell index; 1 + t for
+    Gauss–Legendre t), sign and Gauss–Legendre weight. One array per quantity keeps
+    the rule a single elementwise pass (separate blocks doubled compile time)."""
+    bridge_t = np.concatenate([1.0 + _GL_T, 1.0 + _GL_T])
+    kind = np.repeat([0.0, 1.0, 2.0], [lattice_n, core_n, 2 * BRIDGE_NODES])
+    u = np.concatenate([np.arange(lattice_n) - (lattice_n / 2 - 0.5), np.arange(core_n) - (core_n / 2 - 0.5),
+                        bridge_t])
+    sign = np.concatenate([np.ones(lattice_n + core_n + BRIDGE_NODES), -np.ones(BRIDGE_NODES)])
+    gl_w = np.concatenate([np.zeros(lattice_n + core_n), _GL_W, _GL_W])
+    return kind, u, sign, gl_w
+
+
+def _composite(s, n, half_width, core_n, coarsen):
+    """(static layout, lattice cell h, core radius, fixed nodes, their widths / h) for a
+    grid of scale s: core and bridge positions are final, lattice ones still to place.
+
+    ``coarsen`` = 2 gives the Richardson partner: every cell twice as wide, same zones.
+    Widths are in units of the lattice cell h: at q ~ Q_MAX, h ~ 1e12 times φ² ~ 1e35
+    would overflow float32.
+    """
+    h = _lattice_spacing(s, n, half_width)
+    radius = _core_radius(h, core_n)
+    kind, u, sign, gl_w = (jnp.asarray(v, _ftype()) for v in _layout(n // coarsen, core_n // coarsen))
+    h_core = 2.0 * CORE_HALF_WIDTH / (core_n // coarsen)
+    half = 0.5 * jnp.maximum(radius - CORE_HALF_WIDTH, 0.0)
+    x = jnp.where(kind == 1, u * h_core, sign * (CORE_HALF_WIDTH + half * u))
+    width = jnp.where(kind == 1, jnp.where(radius > 0, h_core, 0.0), half * gl_w) / h
+    return kind, u, h, radius, x, width
+
+
+def _dense_nodes(s, n, half_width, core_n, coarsen):
+    """Nodes and cell widths (in units of the lattice cell) of the 1-D composite rule."""
+    kind, u, h, radius, x, width = _composite(s, n, half_width, core_n, coarsen)
+    hk = h * coarsen
+    lattice = kind == 0
+    x = jnp.where(lattice, u * hk, x)
+    width = jnp.where(lattice, _outside(u - 0.5, hk, radius) / h, width)
+    return x, width
+
+
+def _dense_midpoint(f, q, n, half_width, coarsen=1):
+    """Composite midpoint rule for E[f(√q z)] on x = √q z (see ``dense_expectation``)."""
     s = _std(q)
-    h = _dyadic_below(2.0 * half_width * s / n)
-    k = jnp.arange(n, dtype=_ftype()) - (n / 2 - 0.5)  # half-integers, exact
-    x = k * h
-    w = jnp.exp(-0.5 * (x / s) ** 2)
+    x, width = _dense_nodes(s, n, half_width, CORE_N, coarsen)
+    w = width * jnp.exp(-0.5 * (x / s) ** 2)
     return _sum(w * f(x)) / _sum(w)
 
 
@@ -150,11 +244,17 @@ def dense_expectation(
     same boundaries) removes the h² term. Gaussian weights are renormalised.
     Differentiating w.r.t. q moves only the weights (score-function form),
     which stays correct when f has kinks or jumps.
+
+    At large q the lattice (h ≈ √q/512) would step over φ's own scale-1
+    structure (erf' is a bump of width ~1: at q = 1e6, h = 1 put χ₁ 17 % off),
+    so once h > 1/8 a fixed lattice of cell 1/8 covers |x| ≤ 16, Gauss–Legendre
+    bridges cover 16 ≤ |x| ≤ R = max(16, 2h) where φ is smooth, and the lattice
+    only the rest. Below q = 16384 the rule is the plain lattice.
     """
     fine = _dense_midpoint(f, q, n, half_width)
     if not richardson:
         return fine
-    return (4.0 * fine - _dense_midpoint(f, q, n // 2, half_width)) / 3.0
+    return (4.0 * fine - _dense_midpoint(f, q, n, half_width, coarsen=2)) / 3.0
 
 
 def expectation(act: str, f: Callable, q):
@@ -186,22 +286,24 @@ def gauss_hermite_expectation_2d(f: Callable, q, c):
     return jax.tree_util.tree_map(lambda v: _sum(w * _sum(w[None, :] * v)), f(u1, u2))
 
 
-def _dense_midpoint_2d(f, q, c, n, half_width):
+def _dense_midpoint_2d(f, q, c, n, half_width, coarsen=1):
     s = _std(q)
     c = jnp.clip(_f(c), -1.0, 1.0)
-    k = jnp.arange(n, dtype=_ftype()) - (n / 2 - 0.5)
-    h1 = _dyadic_below(2.0 * half_width * s / n)
-    u1 = k * h1
-    w1 = jnp.exp(-0.5 * (u1 / s) ** 2)
-    b = jnp.maximum(s * jnp.sqrt(jnp.maximum((1.0 - c) * (1.0 + c), 0.0)), 1e-9 * s)
-    h2 = _dyadic_below(2.0 * half_width * b / n)
-    m = c * u1
-    rem = m - jnp.floor(m / h2) * h2  # offset of the conditional mean inside its cell
-    d = k[None, :] * h2 - rem[:, None]  # node − mean; nodes at (j + 1/2) h2
-    u2 = m[:, None] + d
-    w2 = jnp.exp(-0.5 * (d / b) ** 2)
-    w2 = w2 / _sum(w2)[:, None]
+    u1, w1 = _dense_nodes(s, n, half_width, CORE_N2, coarsen)
+    w1 = w1 * jnp.exp(-0.5 * (u1 / s) ** 2)
     w1 = w1 / _sum(w1)
+    b = jnp.maximum(s * jnp.sqrt(jnp.maximum((1.0 - c) * (1.0 + c), 0.0)), 1e-9 * s)
+    kind, k, h2, radius2, x2, v2 = _composite(b, n, half_width, CORE_N2, coarsen)
+    hk = h2 * coarsen
+    m = (c * u1)[:, None]
+    base = jnp.floor(m / hk)
+    rem = m - base * hk  # offset of the conditional mean inside its cell
+    lattice = kind == 0
+    # node − mean: lattice nodes at (j + 1/2) hk follow the mean by whole cells; core and bridges stay
+    d = jnp.where(lattice, k * hk - rem, x2 - m)
+    u2 = jnp.where(lattice, m + d, x2)
+    w2 = jnp.where(lattice, _outside(base + k - 0.5, hk, radius2) / h2, v2) * jnp.exp(-0.5 * (d / b) ** 2)
+    w2 = w2 / _sum(w2)[:, None]
     return jax.tree_util.tree_map(lambda v: _sum(w1 * _sum(w2 * v)), f(u1[:, None], u2))
 
 
@@ -228,7 +330,7 @@ def dense_expectation_2d(
     fine = _dense_midpoint_2d(f, q, c, n, half_width)
     if not richardson:
         return fine
-    coarse = _dense_midpoint_2d(f, q, c, n // 2, half_width)
+    coarse = _dense_midpoint_2d(f, q, c, n, half_width, coarsen=2)
     return jax.tree_util.tree_map(lambda a, b: (4.0 * a - b) / 3.0, fine, coarse)
 
 
@@ -262,58 +364,86 @@ def q_map_slope(act: str, q, sigma_w2, sigma_b2):
     return jax.grad(lambda qq: q_map(act, qq, sigma_w2, sigma_b2))(_f(q))
 
 
-def _q_star_raw(act, sigma_w2, sigma_b2, max_iter):
-    """Fixed-point iteration from q = 1 with Aitken (Steffensen) acceleration.
+def _q_excess(act, q, sigma_w2, sigma_b2):
+    """Q(q) − q, the step of the iteration, integrated as one function.
 
-    Each round takes two plain steps q → q1 → q2. If they contract
-    monotonically (ratio r = Δ2/Δ1 in [0, 1)), jump to the geometric-series
-    limit q2 + Δ2 r/(1−r): exact for a linear map (ReLU), quadratic for a
-    smooth one, and a near-critical ReLU (r = 0.999) needs a few rounds
-    instead of thousands of steps. Otherwise keep q2 (plain iteration).
-    Stops at |Δ1| ≤ 16 eps q, at Q_MAX, or after 32 rounds of non-shrinking
-    rises by > 1e-3 q (the map expands: q diverges).
+    σ_w²(φ(x)² + φ(−x)²)/2 − x² cancels point by point where the q-map is the
+    identity at large |x| (ReLU at σ_w² = 2: Q(q) = q + σ_b²), so the step keeps
+    its own precision; Q(q) − q formed from two numbers of size q loses σ_b²
+    once q ≳ σ_b²/eps.
+    """
+    phi = activations.get_activation(act)
+    w = _f(sigma_w2)
+    return expectation(act, lambda x: 0.5 * w * (phi(x) ** 2 + phi(-x) ** 2) - x * x, q) + _f(sigma_b2)
+
+
+def _q_star_raw(act, sigma_w2, sigma_b2, max_iter):
+    """Iteration q ← q + g(q), g = Q(q) − q, from q = 1 with Aitken (Steffensen)
+    acceleration; returns (q, g(q)).
+
+    Each round takes a plain step of length g0 = g(q) to q1, with g1 = g(q1).
+    If the steps shrink (r = g1/g0 in [0, 1)), it tries the geometric-series
+    limit q1 + g1/(1−r): exact for a linear map (ReLU), quadratic for a smooth
+    one, so a near-critical ReLU (r = 1 − 1e-9) needs one jump instead of 1e9
+    steps. The jump is kept only if it made progress, |g| smaller or of the
+    other sign; else the round ends at q1 and the next one is plain. That
+    check rejects the two ways a jump goes wrong: r rounded to just below 1
+    where the steps do not shrink at all (ReLU at σ_w² = 2: g = σ_b² at every q;
+    that jump once landed at q ~ 1e14 and stopped there), and a jump over both
+    fixed points of a near-fold (silu at σ_b² = 0.3). Stops when
+    |g| ≤ 16 eps max(q, Q_FLOOR), at Q_MAX, or after 32 rounds whose steps rise
+    without shrinking.
     """
     tol = 16 * _eps()
 
+    def excess(q):
+        return _q_excess(act, q, sigma_w2, sigma_b2)
+
     def cond(state):
-        i, _, expanding, done = state
-        return (i < max_iter) & ~done & (expanding < 32)
+        i, q, g, rising, _ = state
+        return (i < max_iter) & (jnp.abs(g) > tol * jnp.maximum(q, Q_FLOOR)) & (q < Q_MAX) & (rising < 32)
 
     def body(state):
-        i, q, expanding, _ = state
-        q1 = jnp.clip(q_map(act, q, sigma_w2, sigma_b2), 0.0, Q_MAX)
-        q2 = jnp.clip(q_map(act, q1, sigma_w2, sigma_b2), 0.0, Q_MAX)
-        d1, d2 = q1 - q, q2 - q1
-        r = d2 / jnp.where(d1 == 0, 1.0, d1)
-        monotone = (d1 != 0) & (r >= 0) & (r < 1)
-        jump = d2 * r / jnp.where(monotone, 1.0 - r, 1.0)
-        q_new = jnp.clip(jnp.where(monotone, q2 + jump, q2), 0.0, Q_MAX)
-        grows = (d2 > 1e-3 * q2) & (d2 >= d1)
-        done = (jnp.abs(d1) <= tol * q1) | (q_new >= Q_MAX)
-        return i + 2, q_new, jnp.where(grows, expanding + 1, 0), done
+        i, q, g0, rising, jump_ok = state
+        q1 = jnp.clip(q + g0, 0.0, Q_MAX)
+        g1 = excess(q1)
+        r = g1 / jnp.where(g0 == 0, 1.0, g0)
+        shrinks = (r >= 0) & (r < 1)
+        try_jump = jump_ok & shrinks
+        q2 = jnp.clip(q1 + g1 / jnp.where(try_jump, 1.0 - r, 1.0), 0.0, Q_MAX)
+        g2 = excess(q2)
+        kept = ~try_jump | (jnp.abs(g2) < jnp.abs(g1)) | (g2 * g1 < 0)
+        rising = jnp.where((g1 > 0) & ~shrinks, rising + 1, 0)
+        return (i + 2, jnp.where(kept, q2, q1), jnp.where(kept, g2, g1), rising, kept)
 
-    init = (jnp.int32(0), _f(1.0), jnp.int32(0), jnp.bool_(False))
-    return lax.while_loop(cond, body, init)[1]
+    q0 = _f(1.0)
+    init = (jnp.int32(0), q0, excess(q0), jnp.int32(0), jnp.bool_(True))
+    _, q, g, _, _ = lax.while_loop(cond, body, init)
+    return q, g
 
 
 @functools.partial(jax.jit, static_argnames=("act", "max_iter"))
 def q_star(act: str, sigma_w2, sigma_b2, max_iter: int = 1000):
     """Stable fixed point q* of the q-map reached from q = 1; +inf if q grows without bound.
 
-    Divergence is declared when the iterate hit Q_MAX, or when it still rises
-    at the end while the map's slope is ≥ 1 (ReLU at σ_w² > 2 climbs too
-    slowly to reach Q_MAX in max_iter steps). σ_b² = 0 with a q* = 0 fixed
-    point converges geometrically to 0 (or algebraically at the edge).
+    Divergence: the iterate reached Q_MAX; or it stopped still rising by more
+    than √eps q per step (the map expands, like ReLU at σ_w² > 2, or creeps at
+    a constant rate, like ReLU at σ_w² = 2 with σ_b² > 0); or it stopped on a
+    step below rounding of q while still rising, on a q-map whose slope is 1 to
+    within 50 eps^¾ (1e-10 in float64), measured across 1e-3 q: softplus at
+    σ_w² = 2 creeps by ~1/√q per step, which falls below eps q near q ~ 1e10.
+    A fixed point that flat cannot be told from none. σ_b² = 0 with a q* = 0
+    fixed point converges geometrically to 0 (or algebraically at the edge).
     """
-    q = _q_star_raw(act, sigma_w2, sigma_b2, max_iter)
-    qc = jnp.minimum(q, Q_MAX)
-    rising = q_map(act, qc, sigma_w2, sigma_b2) > q * (1 + 16 * _eps())
-    diverged = (q >= Q_MAX) | (rising & (q_map_slope(act, qc, sigma_w2, sigma_b2) >= 1.0))
-    return jnp.where(diverged, jnp.inf, q)
+    q, g = _q_star_raw(act, sigma_w2, sigma_b2, max_iter)
+    tau, qf = 1e-3, jnp.maximum(q, Q_FLOOR)
+    flat = (g - _q_excess(act, q * (1 + tau), sigma_w2, sigma_b2)) / (tau * qf) <= 50 * _eps() ** 0.75
+    creeping = (g > 0) & (q > Q_FLOOR) & flat
+    return jnp.where((q >= Q_MAX) | (g > jnp.sqrt(_eps()) * qf) | creeping, jnp.inf, q)
 
 
 def _q_star_clamped(act, sigma_w2, sigma_b2):
-    """q* clamped to Q_MAX: a diverging q* still gives finite maps (ReLU: χ₁ = σ_w²/2)."""
+    """q* clamped to Q_MAX: a diverging q* gives the maps' q → ∞ limits (ReLU: χ₁ = σ_w²/2)."""
     return jnp.minimum(q_star(act, sigma_w2, sigma_b2), Q_MAX)
 
 
@@ -321,7 +451,8 @@ def _q_star_clamped(act, sigma_w2, sigma_b2):
 def chi1(act: str, sigma_w2, sigma_b2, q=None, max_iter: int = 1000):
     """χ₁ = σ_w² E[φ'(√q* z)²]: slope of the c-map at c = 1 and the per-layer
     factor of back-propagated gradient variance (pass ``q`` to evaluate at
-    another length; a diverging q* is clamped to Q_MAX)."""
+    another length). Where q* = ∞ it is the limit q → ∞, evaluated at Q_MAX
+    (ReLU at σ_w² = 2: 1 at every q)."""
     if q is None:
         q = q_star(act, sigma_w2, sigma_b2, max_iter)
     q = jnp.minimum(_f(q), Q_MAX)
@@ -357,7 +488,9 @@ def c_map_and_slope(act: str, c, q, sigma_w2, sigma_b2):
 
 
 def _c_star_and_chi_c(act, q, sigma_w2, sigma_b2, chi, max_iter):
-    """(c*, χ_c): c* = 1 and χ_c = χ₁ when χ₁ ≤ 1 (ordered), else safeguarded Newton.
+    """(c*, χ_c): c* = 1 and χ_c = ``chi`` when ``chi`` ≤ 1, else safeguarded Newton.
+
+    ``chi`` is the c-map's slope at c = 1: χ₁ at a finite q* (see ``_fixed_point``).
 
     By Mehler's expansion E[φ(u1)φ(u2)] = Σ a_n² cⁿ/n! with a_n ≥ 0 terms,
     so on [0, 1] the c-map is increasing and convex, and c-map(0) ≥ 0. Hence
@@ -392,22 +525,41 @@ def _c_star_and_chi_c(act, q, sigma_w2, sigma_b2, chi, max_iter):
     return jnp.where(ordered, 1.0, c), jnp.where(ordered, chi, slope)
 
 
+def _fixed_point(act, sigma_w2, sigma_b2):
+    """(q*, q for the maps, χ₁, λ) where λ is the c-map's slope at c = 1.
+
+    At a finite q*, λ = χ₁ (Q(q*) = q*). Where q* = ∞ the maps are taken at
+    Q_MAX for q → ∞: χ₁ is its limit and the c-map, normalised by Q(q), tends to
+    that of φ's large-scale shape, with λ = lim χ₁ q/Q(q). For φ growing linearly
+    (ReLU, leaky ReLU, ELU, softplus, GELU, SiLU) E[φ'²] and E[φ²]/q share their
+    limit, so λ = 1: the limit is the arc-cosine kernel of a piecewise-linear φ
+    (ReLU's, but for leaky ReLU), which lies above the diagonal up to c = 1, so
+    c* = 1 is approached only algebraically: χ_c = 1, ξ_c = ∞. λ within the 2-D
+    rule's accuracy (1e-6) of 1 is taken as 1.
+    """
+    qs = q_star(act, sigma_w2, sigma_b2)
+    q = jnp.minimum(qs, Q_MAX)
+    chi = chi1(act, sigma_w2, sigma_b2, q=q)
+    lam = chi * q / jnp.maximum(q_map(act, q, sigma_w2, sigma_b2), Q_FLOOR)
+    lam = jnp.where(jnp.abs(lam - 1.0) <= jnp.maximum(1e-6, 64 * _eps()), 1.0, lam)
+    return qs, q, chi, jnp.where(jnp.isinf(qs), lam, chi)
+
+
 @functools.partial(jax.jit, static_argnames=("act", "max_iter"))
 def c_star(act: str, sigma_w2, sigma_b2, max_iter: int = 40):
     """Stable fixed point c* of the c-map at q*: exactly 1 in the ordered phase
-    (χ₁ ≤ 1), else the unique root in [0, 1) (see ``_c_star_and_chi_c``)."""
-    q = _q_star_clamped(act, sigma_w2, sigma_b2)
-    chi = chi1(act, sigma_w2, sigma_b2, q=q)
-    return _c_star_and_chi_c(act, q, sigma_w2, sigma_b2, chi, max_iter)[0]
+    (χ₁ ≤ 1) and where q* = ∞ with a linearly growing φ, else the unique root
+    in [0, 1) (see ``_c_star_and_chi_c``, ``_fixed_point``)."""
+    _, q, _, lam = _fixed_point(act, sigma_w2, sigma_b2)
+    return _c_star_and_chi_c(act, q, sigma_w2, sigma_b2, lam, max_iter)[0]
 
 
 @functools.partial(jax.jit, static_argnames=("act", "max_iter"))
 def chi_c(act: str, sigma_w2, sigma_b2, max_iter: int = 40):
     """χ_c = σ_w² E[φ'(u1)φ'(u2)] at (q*, c*): slope of the c-map at its stable
-    point; equals χ₁ in the ordered phase."""
-    q = _q_star_clamped(act, sigma_w2, sigma_b2)
-    chi = chi1(act, sigma_w2, sigma_b2, q=q)
-    return _c_star_and_chi_c(act, q, sigma_w2, sigma_b2, chi, max_iter)[1]
+    point; equals χ₁ in the ordered phase, 1 where q* = ∞ (``_fixed_point``)."""
+    _, q, _, lam = _fixed_point(act, sigma_w2, sigma_b2)
+    return _c_star_and_chi_c(act, q, sigma_w2, sigma_b2, lam, max_iter)[1]
 
 
 def depth_scale(rate):
@@ -420,9 +572,15 @@ def depth_scale(rate):
 
 @functools.partial(jax.jit, static_argnames=("act",))
 def xi_q(act: str, sigma_w2, sigma_b2):
-    """Depth scale of q → q*: −1/ln(χ₁ + σ_w² E[φ''φ]), i.e. of the q-map slope at q*."""
-    q = _q_star_clamped(act, sigma_w2, sigma_b2)
-    return depth_scale(q_map_slope(act, q, sigma_w2, sigma_b2))
+    """Depth scale of q → q*: −1/ln(χ₁ + σ_w² E[φ''φ]), i.e. of the q-map slope
+    at q*; ∞ where q* = ∞ (q never settles)."""
+    qs = q_star(act, sigma_w2, sigma_b2)
+    return _xi_q_at(act, qs, sigma_w2, sigma_b2)
+
+
+def _xi_q_at(act, qs, sigma_w2, sigma_b2):
+    slope = q_map_slope(act, jnp.minimum(qs, Q_MAX), sigma_w2, sigma_b2)
+    return jnp.where(jnp.isinf(qs), jnp.inf, depth_scale(slope))
 
 
 @functools.partial(jax.jit, static_argnames=("act",))
@@ -434,10 +592,12 @@ def xi_c(act: str, sigma_w2, sigma_b2):
 # --------------------------------------------------------------- criticality
 @functools.partial(jax.jit, static_argnames=("act", "iters"))
 def critical_sigma_w2(act: str, sigma_b2, lo=0.1, hi=1000.0, iters: int = 48):
-    """σ_w² where χ₁(q*(σ_w², σ_b²)) = 1, by bisection in log σ_w² on [lo, hi].
+    """σ_w² where χ₁(q*(σ_w², σ_b²)) − 1 changes sign, by bisection in log σ_w² on [lo, hi].
 
-    A fixed number of steps keeps it jit/vmap friendly; NaN when χ₁ − 1 has
-    the same sign at both ends (no crossing in the bracket).
+    That is where χ₁ crosses 1, or where q* jumps (and χ₁ with it) across 1;
+    ``critical_point`` tells which. A fixed number of steps keeps it jit/vmap
+    friendly; NaN when χ₁ − 1 has the same sign at both ends (no crossing in
+    the bracket).
     """
 
     def g(log_w):
@@ -454,6 +614,57 @@ def critical_sigma_w2(act: str, sigma_b2, lo=0.1, hi=1000.0, iters: int = 48):
 
     a, b = lax.fori_loop(0, iters, body, (a, b))
     return jnp.where(jnp.sign(ga) * jnp.sign(gb) < 0, jnp.exp(0.5 * (a + b)), jnp.nan)
+
+
+def _fmt_q(q: float) -> str:
+    return "∞" if math.isinf(q) else ("0" if q == 0 else f"{q:.4g}")
+
+
+def critical_point(act: str, sigma_b2: float, lo: float = 0.1, hi: float = 1000.0) -> dict:
+    """The critical σ_w² at ``sigma_b2`` and what kind of point it is. Host-side, x64.
+
+    Read off the solves at σ_w² (1 ± 1e-6) (and 1 − 1e-4, to see a trend), not
+    known per activation. Returns sigma_w2, kind, text, and q*, χ₁ just below
+    and above. Kinds:
+
+    * "crossing": q* is continuous and χ₁ crosses 1 (tanh at σ_b² = 0.05).
+    * "divergence": q* grows without bound as σ_w² rises to it and is ∞ above;
+      χ₁ → 1 there (ReLU, softplus at σ_w² = 2 with σ_b² > 0).
+    * "saddle-node": the stable fixed point meets an unstable one (the q-map's
+      slope there → 1) and both vanish; q* jumps (silu at σ_b² = 0.3).
+    * "jump": q* jumps without a fold, e.g. from 0 to ∞ where the start q = 1
+      is itself a fixed point (Q(1) = 1: gelu, silu, ReLU at σ_b² = 0).
+    """
+    with jax.enable_x64(True):
+        w = float(critical_sigma_w2(act, sigma_b2, lo, hi))
+        if math.isnan(w):
+            return {"sigma_w2": w, "kind": "none", "text": f"no critical σ_w² in [{lo:g}, {hi:g}]"}
+        at_one = float(q_map(act, 1.0, w, sigma_b2)) - 1.0
+    s = summaries(act, w * np.array([1 - 1e-4, 1 - 1e-6, 1 + 1e-6]), sigma_b2)
+    q_far, q_lo, q_hi = (float(v) for v in s["q_star"])
+    chi_lo, chi_hi = (float(v) for v in s["chi1"][1:])
+    slope_lo, slope_hi = (math.exp(-1.0 / x) if 0 < x < math.inf else math.nan for x in s["xi_q"][1:])
+    same_q = q_lo == q_hi or (0 < q_lo < math.inf and 0 < q_hi < math.inf and abs(q_lo - q_hi) <= 1e-3 * q_hi)
+    chi_text = (f"χ₁ jumps from {chi_lo:.3g} to {chi_hi:.3g}" if abs(chi_hi - chi_lo) > 1e-3
+                else "χ₁ crosses 1 continuously")
+    jump = f"q* jumps from {_fmt_q(q_lo)} to {_fmt_q(q_hi)}"
+    if same_q:
+        kind, text = "crossing", f"χ₁ crosses 1 smoothly at q* = {_fmt_q(q_lo)}"
+    elif math.isinf(q_hi) and 0 < q_lo < math.inf and q_lo > 10 * q_far:
+        kind, text = "divergence", "χ₁ → 1 as q* grows without bound; q* = ∞ above"
+    elif 0 < q_lo < math.inf and slope_lo >= 0.99:
+        kind = "saddle-node"
+        text = (f"saddle-node: the stable fixed point q* = {_fmt_q(q_lo)} merges with an unstable one "
+                f"and both vanish, {jump}; {chi_text}")
+    elif 0 < q_hi < math.inf and slope_hi >= 0.99:
+        kind = "saddle-node"
+        text = f"saddle-node: a stable and an unstable fixed point appear, {jump}; {chi_text}"
+    elif abs(at_one) <= 1e-6:
+        kind, text = "jump", f"{jump} where the start q = 1 is itself a fixed point (Q(1) = 1); {chi_text}"
+    else:
+        kind, text = "jump", f"{jump}; {chi_text}"
+    return {"sigma_w2": w, "kind": kind, "text": text, "q_star_below": q_lo, "q_star_above": q_hi,
+            "chi1_below": chi_lo, "chi1_above": chi_hi}
 
 
 def phase(chi1_value, tol: float = 1e-3) -> str:
@@ -541,16 +752,14 @@ def jacobian_moments_from(act: str, sigma_w2, sigma_b2, q1, depth: int, weights:
 def _fixed_point_summary(act, sigma_w2, sigma_b2):
     """All fixed-point quantities for one (σ_w², σ_b²), sharing q* and c*."""
     sigma_w2, sigma_b2 = _f(sigma_w2), _f(sigma_b2)
-    qs = q_star(act, sigma_w2, sigma_b2)
-    q = jnp.minimum(qs, Q_MAX)
-    chi = chi1(act, sigma_w2, sigma_b2, q=q)
-    c, chic = _c_star_and_chi_c(act, q, sigma_w2, sigma_b2, chi, 40)
+    qs, q, chi, lam = _fixed_point(act, sigma_w2, sigma_b2)
+    c, chic = _c_star_and_chi_c(act, q, sigma_w2, sigma_b2, lam, 40)
     return {
         "q_star": qs,
         "chi1": chi,
         "chi_c": chic,
         "c_star": c,
-        "xi_q": depth_scale(q_map_slope(act, q, sigma_w2, sigma_b2)),
+        "xi_q": _xi_q_at(act, qs, sigma_w2, sigma_b2),
         "xi_c": depth_scale(chic),
     }
 
