@@ -174,14 +174,20 @@ def plot(experiment, profile, results):
 @click.argument("activation")
 @click.option("--sigma-w2", type=float, default=None, help="weight variance gain σ_w² (mean-field convention)")
 @click.option("--sigma-b2", type=float, default=0.0, show_default=True, help="bias variance σ_b²")
-@click.option("--critical", is_flag=True, help="print the critical σ_w² (χ₁ = 1) at --sigma-b2")
+@click.option("--critical", is_flag=True,
+              help="print the critical σ_w² at --sigma-b2 (χ₁ reaches 1) and what kind of point it is")
 def theory(activation, sigma_w2, sigma_b2, critical):
     """Mean-field q*, χ₁, depth scales and phase of ACTIVATION (any registered name)."""
+    import math
+
     from satbench import activations
     from satbench import theory as mf
 
     try:
         activations.parse_name(activation)
+        for option, value, allowed in (("--sigma-w2", sigma_w2, "> 0"), ("--sigma-b2", sigma_b2, ">= 0")):
+            if value is not None and not math.isfinite(value):
+                raise spec.SpecError(f"{option} must be a finite number {allowed}, got {value}")
         if sigma_b2 < 0:
             raise spec.SpecError(f"--sigma-b2 must be >= 0, got {sigma_b2}")
         if not critical and (sigma_w2 is None or sigma_w2 <= 0):
@@ -189,14 +195,12 @@ def theory(activation, sigma_w2, sigma_b2, critical):
     except (ValueError, spec.SpecError) as err:
         _fail(err)
     if critical:
-        import jax
-
-        with jax.enable_x64(True):
-            value = float(mf.critical_sigma_w2(activation, sigma_b2))
-        if value != value:
-            click.echo(f"{activation}: no critical σ_w² in [0.1, 1000] at σ_b² = {sigma_b2:g}")
+        point = mf.critical_point(activation, sigma_b2)
+        if point["kind"] == "none":
+            click.echo(f"{activation}: {point['text']} at σ_b² = {sigma_b2:g}")
         else:
-            click.echo(f"{activation}: critical σ_w² = {value:.4f} at σ_b² = {sigma_b2:g} (χ₁ = 1)")
+            click.echo(f"{activation}: critical σ_w² = {point['sigma_w2']:.4f} at σ_b² = {sigma_b2:g}: "
+                       f"{point['text']}")
         return
     t = mf.summary(activation, sigma_w2, sigma_b2)
     click.echo(f"{activation} at σ_w² = {sigma_w2:g}, σ_b² = {sigma_b2:g}")
