@@ -1,0 +1,313 @@
+"""Every figure script in figures/ draws from a small stored results table (tests/data/<experiment>/,
+written by tests/data/make_fixtures.py from a tiny sweep of each experiment that lists the figure)
+into a PNG, and the figure shows what its data says: the panels, lines and labels that the
+tables imply (one panel per depth, one line per seed or per layer, the theory lines, ...).
+
+The stored tables are for drawing, and for the claims of vanishing and signal_propagation
+(test_claims_fail.py); their other numbers come from nets too small or short to reproduce anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import QuadMesh  # noqa: E402
+
+from satbench import plots, spec  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def _fixtures():
+    module_spec = importlib.util.spec_from_file_location("satbench_test_fixtures", DATA / "make_fixtures.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+FIXTURES = _fixtures()
+
+
+_LISTED = {name: spec.load(name).figures for name in spec.known_experiments()}
+
+
+def sources(figure: str) -> list[str]:
+    """The experiments that list ``figure``."""
+    return [name for name, figures in _LISTED.items() if figure in figures]
+
+
+def thinned(summaries, n: int = 24):
+    """``theory.summaries`` solved at ``n`` evenly spaced points of a longer input and interpolated
+    in between. The mean-field solve costs ~60 ms a point on 2 cores; schoenholz2017 draws its
+    theory curves at 500, 20 s of the default run that the checks here do not look at (test_theory
+    tests the values)."""
+
+    def wrapper(act, sigma_w2, sigma_b2, **kw):
+        w, b = (v.ravel() for v in np.broadcast_arrays(np.asarray(sigma_w2, float), np.asarray(sigma_b2, float)))
+        if len(w) <= n:
+            return summaries(act, w, b, **kw)
+        at = np.unique(np.linspace(0, len(w) - 1, n).round().astype(int))
+        coarse = summaries(act, w[at], b[at], **kw)
+        every = np.arange(len(w))
+        nearest = at[np.abs(every[:, None] - at[None, :]).argmin(axis=1)]
+        out = {k: (np.interp(every, at, np.asarray(v, float)) if np.asarray(v).dtype.kind == "f"
+                   else np.asarray(v)[np.searchsorted(at, nearest)]) for k, v in coarse.items()}
+        return {**out, "sigma_w2": w, "sigma_b2": b}
+
+    return wrapper
+
+
+def panels(fig) -> list:
+    """The figure's axes without its colorbars."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def legend(ax) -> list[str]:
+    leg = ax.get_legend()
+    return [t.get_text() for t in leg.get_texts()] if leg is not None else []
+
+
+def data_lines(ax, n_points: int | None = None) -> list:
+    """Lines with at least one finite point (and exactly ``n_points`` points, if given)."""
+    out = []
+    for line in ax.get_lines():
+        y = np.asarray(line.get_ydata(), float)
+        if np.isfinite(y).any() and (n_points is None or len(y) == n_points):
+            out.append(line)
+    return out
+
+
+def runs_values(results, column, **where) -> list:
+    runs = results.runs
+    for key, value in where.items():
+        runs = runs[runs[key] == value]
+    return list(dict.fromkeys(runs[column]))
+
+
+# --- what each figure must show, from the tables it was drawn from -----------------------------
+
+
+def check_activations(fig, results):
+    ax_f, ax_d = panels(fig)
+    acts = runs_values(results, "activation")
+    assert legend(ax_f) == acts
+    peaks = {a: float(np.max(line.get_ydata())) for a, line in zip(acts, ax_d.get_lines())}
+    assert peaks["sigmoid"] == pytest.approx(0.25, abs=1e-3) and peaks["tanh"] == pytest.approx(1.0, abs=1e-3)
+
+
+def check_gradient_flow(fig, results):
+    depths = sorted(results.runs["depth"].unique())
+    axes = panels(fig)
+    assert [ax.get_title() for ax in axes] == [f"depth = {d}" for d in depths]
+    n_lines = results.runs.groupby(["activation", "init"]).ngroups
+    for ax, depth in zip(axes, depths):
+        assert ax.get_yscale() == "log"
+        lines = data_lines(ax, depth)  # one point per layer
+        assert len(lines) == n_lines, (depth, len(lines))
+        assert all(list(line.get_xdata()) == list(range(1, depth + 1)) for line in lines)
+
+
+def check_saturation(fig, results):
+    ax_sat, ax_steps, ax_acc = panels(fig)
+    saturating = [a for a in runs_values(results, "activation") if a in ("sigmoid", "tanh")]
+    assert [t for t in legend(ax_sat) if t in saturating] == saturating  # relu has no saturated fraction
+    n_scales = results.runs["sigma_w2"].nunique()
+    for ax in (ax_sat, ax_steps, ax_acc):
+        assert ax.get_xscale() == "log"
+        assert len(data_lines(ax, n_scales)) >= len(saturating)
+    assert ax_acc.get_ylim() == pytest.approx((0, 1.02))
+
+
+def check_phase_diagram(fig, results):
+    acts = runs_values(results, "activation")
+    axes = panels(fig)
+    assert [ax.get_title().split(":")[0] for ax in axes] == acts
+    for ax, act in zip(axes, acts):
+        assert any(isinstance(c, QuadMesh) for c in ax.collections)
+        (crosses,) = [line for line in ax.get_lines() if line.get_marker() == "x"]
+        pts = results.runs[results.runs["activation"] == act][["mf_sigma_w2", "sigma_b2"]].drop_duplicates()
+        assert sorted(zip(crosses.get_xdata(), crosses.get_ydata())) == sorted(map(tuple, pts.to_numpy()))
+    assert len(fig.axes) == 2 * len(acts)  # a colorbar per panel
+
+
+def check_gradient_vs_theory(fig, results):
+    gauss = results.runs[results.runs["init"] == "gaussian"]
+    depth = int(gauss["depth"].max())
+    acts = runs_values(results, "activation", init="gaussian", depth=depth)
+    axes = panels(fig)
+    assert [ax.get_title().split(" ")[0] for ax in axes] == acts
+    n_scales = gauss["mf_sigma_w2"].nunique()
+    for ax in axes:
+        assert ax.get_yscale() == "log"
+        measured = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        theory = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+        assert len(measured) == len(theory) == n_scales == len(legend(ax))
+        for line in measured:  # normalised to 1 at the last layer
+            assert len(line.get_xdata()) == depth and line.get_ydata()[-1] == pytest.approx(1.0)
+
+
+def check_jacobian_spectra(fig, results):
+    acts = runs_values(results, "activation")
+    depths = sorted(results.runs["depth"].unique())
+    axes = panels(fig)
+    assert [ax.get_title() for ax in axes] == [f"{a}, depth {d}" for d in depths for a in acts]
+    for ax in axes:
+        assert ax.get_xscale() == "log" and "var s²" in ax.texts[0].get_text()
+        assert len(data_lines(ax)) >= 2  # a histogram per init (+ the line at s = 1)
+
+
+def check_glorot2010(fig, results):
+    ax_a, ax_c = panels(fig)
+    depth = int(results.runs["depth"].max())
+    assert legend(ax_a) == [f"layer {l}" for l in range(1, depth + 1)]
+    assert {"sigmoid", "tanh", "standard", "glorot_uniform"} <= set(legend(ax_c))
+
+
+def check_glorot2010_init(fig, results):
+    axes = panels(fig)
+    assert len(axes) == 6
+    depth = int(results.runs["depth"].max())
+    for ax in (axes[0], axes[1], axes[3], axes[4]):  # histograms: one per layer, fractions summing to 1
+        lines = data_lines(ax)
+        assert len(lines) == depth
+        assert all(np.sum(line.get_ydata()) == pytest.approx(1.0) for line in lines)
+    for ax in (axes[2], axes[5]):  # spread per layer: measured and theory for both inits
+        assert len(data_lines(ax, depth)) == 4 and ax.get_yscale() == "log"
+
+
+def check_hanin2018(fig, results):
+    ax_l, ax_b, ax_m = panels(fig)
+    widths = sorted(results.runs["width"].unique())
+    assert legend(ax_l) == [f"width {w}" for w in widths]
+    (theory,) = [line for line in ax_b.get_lines() if line.get_label().startswith("theory 5β")]
+    np.testing.assert_allclose(theory.get_ydata(), 5 * np.asarray(theory.get_xdata()))
+
+
+def check_he2015(fig, results):
+    ax_q, ax_c = panels(fig)
+    depth = int(results.runs["depth"].max())
+    (halving,) = [line for line in ax_q.get_lines() if line.get_label() == "theory 2^-(l-1)"]
+    np.testing.assert_allclose(halving.get_ydata(), 2.0 ** -(np.arange(1, depth + 1) - 1.0))
+    assert len(data_lines(ax_q, depth)) >= len(results.runs)  # a line per seed and init (+ theory)
+    assert len(data_lines(ax_c, results.curves["step"].nunique())) == len(results.runs)
+
+
+def check_he2016(fig, results):
+    axes = panels(fig)
+    assert [ax.get_title().split(":")[0] for ax in axes] == ["plain", "residual"]
+    depths = sorted(results.runs["depth"].unique())
+    for ax in axes:
+        assert legend(ax) == [str(d) for d in depths]
+
+
+def check_ioffe2015(fig, results):
+    ax_a, ax_b, ax_c = panels(fig)
+    assert {"with BN", "without BN"} <= set(legend(ax_a))
+    probes = results.layers["step"].nunique()
+    for ax in (ax_b, ax_c):
+        assert len(data_lines(ax, probes)) == 3  # 15th, 50th, 85th percentile
+
+
+def check_klambauer2017(fig, results):
+    axes = panels(fig)
+    if (results.runs["steps"] > 0).any():  # training curves, a panel per depth
+        depths = sorted(results.runs["depth"].unique())
+        assert [ax.get_title() for ax in axes] == [f"{d} hidden layers" for d in depths]
+        assert all(ax.get_yscale() == "log" for ax in axes)
+        assert set(legend(axes[-1])) == {"SNN (SELU)", "ReLU + BatchNorm", "ReLU, plain (standard init)"}
+    else:  # moments at init: mean and variance per layer, a line per seed
+        assert len(axes) == 2
+        depth = int(results.runs["depth"].max())
+        for ax, target in zip(axes, (0.0, 1.0)):
+            assert set(runs_values(results, "activation")) <= set(legend(ax))
+            assert len(data_lines(ax, depth)) == len(results.runs)
+            assert any(list(line.get_ydata()) == [target, target] for line in ax.get_lines())
+
+
+def check_pennington2017(fig, results):
+    axes = panels(fig)
+    acts = [a for a in ("tanh", "hard_tanh", "relu") if a in set(results.runs["activation"])]
+    assert [ax.get_title().split(",")[0] for ax in axes[: len(acts)]] == acts
+    for ax in axes[: len(acts)]:
+        assert ax.get_xscale() == "log" and len(ax.patches) >= 2  # spectra of both inits
+
+
+def check_remedy_matrix(fig, results):
+    axes = panels(fig)
+    depths = sorted(results.runs["depth"].unique())
+    heatmaps = axes[:3]
+    rows = [t.get_text() for t in heatmaps[0].get_yticklabels()]
+    assert "selu" in rows and len(rows) == len(set(zip(results.runs["activation"], results.runs["remedy"])))
+    for ax in heatmaps:
+        assert [t.get_text() for t in ax.get_xticklabels()] == [str(d) for d in depths]
+    acts = [a for a in ("sigmoid", "tanh", "relu") if a in set(results.runs["activation"])]
+    assert [ax.get_title().split(",")[0] for ax in axes[3:]] == acts
+
+
+def check_saxe2014(fig, results):
+    axes = panels(fig)
+    assert len(axes) == 4
+    assert set(legend(axes[0])) == {"orthogonal", "scaled Gaussian N(0, 1/n)"}
+    depths = sorted(results.runs["depth"].unique())
+    for ax in axes[2:]:
+        assert legend(ax) == [f"depth {d}" for d in depths]
+
+
+def check_schoenholz2017(fig, results):
+    ax_heat, ax_xi = panels(fig)
+    grid = results.runs.pivot_table(index="depth", columns="sigma_w2", values="final_train_accuracy")
+    cells = [t.get_text() for t in ax_heat.texts]
+    assert cells == [f"{v:.2f}" for v in grid.sort_index().to_numpy().ravel()]
+    assert [t.get_text() for t in ax_heat.get_xticklabels()] == [f"{s:g}" for s in grid.columns]
+    assert ax_xi.get_yscale() == "log"
+
+
+CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
+
+
+def test_every_figure_has_a_check_and_stored_results():
+    figures = plots.known_figures()
+    assert set(CHECKS) == set(figures)
+    for figure in figures:
+        assert sources(figure), f"no experiment lists {figure}"
+        for name in sources(figure):
+            assert name in FIXTURES.FIXTURES and (DATA / name / "runs.parquet").exists(), (
+                f"no stored results for {name}: add it to tests/data/make_fixtures.py and run it")
+
+
+def test_stored_results_are_small():
+    size = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
+    assert size < 500_000, size
+
+
+@pytest.mark.parametrize("figure", plots.known_figures())
+def test_figure_draws_from_stored_results(figure, tmp_path, monkeypatch):
+    if figure == "phase_diagram":  # the theory grid behind the picture, coarser: 27 points, not 231
+        from satbench.figures import phase_diagram
+
+        monkeypatch.setattr(phase_diagram, "SIGMA_W2", np.linspace(0.5, 4.5, 9))
+        monkeypatch.setattr(phase_diagram, "SIGMA_B2", np.linspace(0.0, 0.3, 3))
+    if figure == "schoenholz2017":
+        from satbench import theory
+
+        monkeypatch.setattr(theory, "summaries", thinned(theory.summaries))
+    for name in sources(figure):
+        results = FIXTURES.load(name)
+        fig = plots.figure_module(figure).plot(results)
+        try:
+            for ax in panels(fig):  # nothing left empty
+                assert ax.get_lines() or ax.collections or ax.patches or ax.images, (name, ax.get_title())
+            CHECKS[figure](fig, results)
+            path = tmp_path / f"{figure}-{name}.png"
+            fig.savefig(path, dpi=40)
+        finally:
+            plt.close(fig)
+        image = plt.imread(path)
+        assert image.shape[0] > 50 and image.shape[1] > 50 and image[..., :3].std() > 0.05, (name, image.shape)
