@@ -1,4 +1,6 @@
 import os
+import pathlib
+import typing
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # compile counts and results must not depend on what earlier runs left in a disk cache;
@@ -32,19 +34,41 @@ def tiny_toml(tmp_path):
     return path
 
 
-@pytest.fixture
-def reproduce(tmp_path):
-    """``satbench reproduce NAME --profile PROFILE`` into ``tmp_path``: checks the exit code and that
-    every figure the experiment lists was written, and returns the printed claim table."""
+class Reproduction(typing.NamedTuple):
+    output: str  # what ``satbench reproduce`` printed: the claim table
+    folder: pathlib.Path  # its results folder (shared by every test of the session: copy it to change it)
+
+
+@pytest.fixture(scope="session")
+def reproduce(tmp_path_factory):
+    """``satbench reproduce NAME --profile PROFILE``, run once per (name, profile) in a session and
+    shared by every test that asks for it (the PASS table of test_reproduce.py and the perturbed
+    claims of test_claims_fail.py): checks the exit code and that every figure the experiment lists
+    was written, and returns a ``Reproduction`` (the printed claim table and the results folder).
+    A failed reproduction fails every test that asks for it, without running it again."""
     from click.testing import CliRunner
 
     from satbench import cli, spec
 
-    def run(name: str, profile: str = "quick") -> str:
-        r = CliRunner().invoke(cli.main, ["reproduce", name, "--profile", profile, "--results-root", str(tmp_path)])
-        assert r.exit_code == 0, r.output + r.stderr
+    root = tmp_path_factory.mktemp("reproduce")
+    done: dict[tuple[str, str], Reproduction | str] = {}
+
+    def check(name: str, profile: str) -> Reproduction | str:
+        r = CliRunner().invoke(cli.main, ["reproduce", name, "--profile", profile, "--results-root", str(root)])
+        if r.exit_code != 0:
+            return f"satbench reproduce {name} --profile {profile} exited {r.exit_code}:\n{r.output}{r.stderr}"
+        folder = root / name / profile
         for figure in spec.load(name).figures:
-            assert (tmp_path / name / profile / "figures" / f"{figure}.png").exists(), figure
-        return r.output
+            if not (folder / "figures" / f"{figure}.png").exists():
+                return f"{name} [{profile}]: figure {figure} was not written"
+        return Reproduction(r.output, folder)
+
+    def run(name: str, profile: str = "quick") -> Reproduction:
+        if (name, profile) not in done:
+            done[name, profile] = check(name, profile)
+        result = done[name, profile]
+        if isinstance(result, str):
+            pytest.fail(result)
+        return result
 
     return run

@@ -48,7 +48,7 @@ REPRODUCTIONS = [
 
 @pytest.mark.parametrize("name, profile, n_claims", REPRODUCTIONS)
 def test_reproduction_passes_every_claim(reproduce, name, profile, n_claims):
-    out = reproduce(name, profile)
+    out = reproduce(name, profile).output
     assert out.count("PASS") == n_claims and "FAIL" not in out, out
 
 

@@ -1,0 +1,325 @@
+"""Every reproduction's claims can fail: fed a perturbed copy of results on which they hold (labels
+swapped between groups, a column shifted or scaled, the layer order reversed), the claims whose
+statement the perturbation makes false report ``holds = False``, one by one, and the claims that
+read none of the perturbed columns still hold. A ``claims()`` that always said "holds" would fail
+here; ``satbench reproduce`` exits 1 and names the failed claims.
+
+The results are the ones test_reproduce.py checks (the session-scoped ``reproduce`` fixture runs
+each reproduction once); vanishing and signal_propagation, whose quick profiles take minutes, use
+the stored tables of tests/data (tests/data/make_fixtures.py, a tiny sweep on which they hold).
+
+Most expected failures follow from the unperturbed claim holding (a label swap turns "A > 2 B"
+into "B > 2 A"); a few rest on a wide measured margin, noted where they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from satbench import cli, engine, plots, spec, store
+
+DATA = Path(__file__).parent / "data"
+
+
+def _fixtures():
+    path = DATA / "make_fixtures.py"
+    module_spec = importlib.util.spec_from_file_location("satbench_test_fixtures", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def claim_rows(name: str, results) -> list[dict]:
+    """The claims of every figure of experiment ``name``, in the order ``reproduce`` prints them."""
+    rows = []
+    for figure in spec.load(name).figures:
+        module = plots.figure_module(figure)
+        if hasattr(module, "claims"):
+            rows += module.claims(results)
+    return rows
+
+
+# --- perturbations: each takes Results and returns a changed copy -------------------------------
+
+
+def _with(results, table: str, df: pd.DataFrame):
+    return dataclasses.replace(results, **{table: df})
+
+
+#: what the theory columns of runs are computed from (engine.theory_columns)
+THEORY_KEYS = ["activation", "init", "sigma_w2", "sigma_b2", "depth", "norm", "residual", "jacobian_samples"]
+
+
+def swap(column: str, a, b) -> Callable:
+    """The config labels ``a`` and ``b`` of ``column`` exchanged in runs: every table's rows of
+    group a now say b and vice versa, as if the measurements of the two groups had been swapped.
+    The theory columns (χ₁, ξ_c, …) follow the label: they are computed from the config, not
+    measured, so group b keeps b's theory next to a's measurements."""
+
+    def apply(results):
+        runs = results.runs.copy()
+        col = runs[column]
+        runs[column] = col.where(~(col == a), b).where(~(col == b), a).astype(col.dtype)
+        if column in THEORY_KEYS:
+            keys = [k for k in THEORY_KEYS if k in runs.columns]
+            theory = results.runs.drop_duplicates(keys)[keys + list(engine.THEORY_COLUMNS)]
+            runs = runs.drop(columns=list(engine.THEORY_COLUMNS)).merge(theory, on=keys, how="left")
+            runs = runs[results.runs.columns]
+        return _with(results, "runs", runs)
+
+    return apply
+
+
+def transform(table: str, column: str, fn: Callable, where: Callable | None = None) -> Callable:
+    """``column`` replaced by ``fn(column, rows)`` on the rows of ``table`` selected by
+    ``where(rows joined with their config)`` (all rows when None)."""
+
+    def apply(results):
+        df = getattr(results, table).copy()
+        joined = results.with_config(table) if table != "runs" else df
+        mask = np.ones(len(df), bool) if where is None else np.asarray(where(joined), bool)
+        df.loc[mask, column] = fn(df.loc[mask, column], joined[mask])
+        return _with(results, table, df)
+
+    return apply
+
+
+def reverse_layers(results):
+    """Layer l relabelled L + 1 − l: what happens next to the input now happens at the top."""
+    df = results.layers.copy()
+    depth = df["config_id"].map(results.runs.set_index("config_id")["depth"])
+    df["layer"] = depth + 1 - df["layer"]
+    return _with(results, "layers", df.sort_values(["config_id", "step", "layer"]).reset_index(drop=True))
+
+
+def runs_of(**values) -> Callable:
+    """A ``where`` for ``transform``: the rows whose config has every given value."""
+    return lambda df: np.logical_and.reduce([df[k] == v for k, v in values.items()])
+
+
+@dataclasses.dataclass
+class Perturbation:
+    label: str
+    apply: Callable
+    fails: set[int]  # claims (by position) whose statement the perturbation makes false
+    holds: set[int] = dataclasses.field(default_factory=set)  # claims that read nothing it changed
+
+
+def _best_trained_sigma_w2(results) -> float:
+    runs = results.runs
+    depth = 60 if 60 in set(runs["depth"]) else int(runs["depth"].max())
+    return float(runs[runs["depth"] == depth].groupby("sigma_w2")["final_train_accuracy"].mean().idxmax())
+
+
+def swap_with_best(far: float) -> Callable:
+    """σ_w² = ``far`` and the σ_w² whose nets trained best exchange labels (schoenholz2017)."""
+    return lambda results: swap("sigma_w2", far, _best_trained_sigma_w2(results))(results)
+
+
+def hanin_ln_ratio_doubled(results):
+    """ln(q_L/q_1) doubled: the last layer's preact_rms becomes first·(last/first)²."""
+    df = results.layers.copy()
+    depth = df["config_id"].map(results.runs.set_index("config_id")["depth"])
+    first = df["config_id"].map(df[(df["step"] == 0) & (df["layer"] == 1)].set_index("config_id")["preact_rms"])
+    last = (df["step"] == 0) & (df["layer"] == depth)
+    df.loc[last, "preact_rms"] = df.loc[last, "preact_rms"] ** 2 / first[last]
+    return _with(results, "layers", df)
+
+
+def signal_grows(act: str) -> Callable:
+    """``act``'s ‖∂L/∂h_l‖ multiplied by e^(l/2): its per-layer factor of ‖∂L/∂h_l‖² toward the
+    input drops by 1/e (signal_propagation)."""
+    return transform("layers", "signal_norm", lambda v, rows: v * np.exp(0.5 * rows["layer"].to_numpy()),
+                     runs_of(activation=act))
+
+
+def chi1_reversed_within_activation(results):
+    """Each activation's χ₁ values handed to its σ_w² in reverse order (the most ordered net is
+    told it is the most chaotic one)."""
+    runs = results.runs.copy()
+    for act, g in runs.groupby("activation"):
+        by_scale = g.groupby("mf_sigma_w2")["chi1"].first().sort_index()
+        mapping = dict(zip(by_scale.index, by_scale.to_numpy()[::-1]))
+        runs.loc[g.index, "chi1"] = g["mf_sigma_w2"].map(mapping)
+    return _with(results, "runs", runs)
+
+
+# (experiment, profile): number of claims, perturbations. Profiles are the default-run rows of
+# test_reproduce.py; "stored" reads tests/data/<experiment>/.
+CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
+    ("he2015", "quick"): (4, [  # He flat, Xavier halves, He trains, Xavier stalls
+        Perturbation("init labels he <-> gaussian", swap("init", "he", "gaussian"), {0, 1, 2, 3}),
+        Perturbation("q_l halved per layer on top (preact_rms × 2^-(l-1)/2)",
+                     transform("layers", "preact_rms", lambda v, rows: v * 2.0 ** (-(rows["layer"] - 1) / 2)),
+                     {0, 1}, {2, 3}),
+        Perturbation("final train accuracy reflected (1 − accuracy)",
+                     transform("runs", "final_train_accuracy", lambda v, rows: 1 - v), {2, 3}, {0, 1}),
+    ]),
+    ("glorot2010", "quick"): (8, [  # Fig. 2: top saturates, lower > .5, sigmoid chance, tanh learns;
+        # Figs. 6-7: standard act narrows, normalised act flat, standard grad shrinks, normalised grad flat
+        Perturbation("layer order reversed", reverse_layers, {0, 1, 4, 6}, {2, 3, 5, 7}),
+        Perturbation("activation labels sigmoid <-> tanh", swap("activation", "sigmoid", "tanh"), {2, 3}),
+        # Figs. 6-7's bars lie between the two inits' predictions: swapped, each init's ratios are on
+        # the other's side
+        Perturbation("init labels standard <-> glorot_uniform", swap("init", "standard", "glorot_uniform"),
+                     {4, 5, 6, 7}),
+    ]),
+    ("schoenholz2017", "row60"): (3, [  # σ_w² = 1 untrainable, σ_w² = 4 untrainable, near-critical trains
+        Perturbation("σ_w² labels 1.0 <-> the best-trained one", swap_with_best(1.0), {0}, {1}),
+        Perturbation("σ_w² labels 4.0 <-> the best-trained one", swap_with_best(4.0), {1}, {0}),
+        Perturbation("final train accuracy halved",
+                     transform("runs", "final_train_accuracy", lambda v, rows: v / 2), {2}, {0, 1}),
+    ]),
+    ("klambauer2017", "quick"): (2, [  # SELU mean ≈ 0, variance ≈ 1
+        Perturbation("activation labels selu <-> relu", swap("activation", "selu", "relu"), {0, 1}),
+        Perturbation("activation mean shifted by +0.2", transform("layers", "act_mean", lambda v, rows: v + 0.2),
+                     {0}, {1}),
+        Perturbation("activation std scaled × 1.5", transform("layers", "act_std", lambda v, rows: v * 1.5),
+                     {1}, {0}),
+    ]),
+    ("klambauer2017_training", "test"): (4, [  # SNN trains, SNN 2× below BN, BN noisier, plain at ln 10
+        # claim 0 under the first swap: BN ends at ≈ .3, the bound .05
+        Perturbation("remedy labels selu <-> batchnorm", swap("remedy", "selu", "batchnorm"), {0, 1, 2}, {3}),
+        Perturbation("remedy labels selu <-> none", swap("remedy", "selu", "none"), {0, 3}),
+    ]),
+    ("ioffe2015", "quick"): (4, [  # BN ahead early, BN ends no worse, band steady with BN, median wanders
+        Perturbation("norm labels none <-> batchnorm", swap("norm", "none", "batchnorm"), {0, 2, 3}),
+        Perturbation("BN nets' final test accuracy lowered by 0.1 (BN ends ≈ .015 ahead)",
+                     transform("runs", "final_test_accuracy", lambda v, rows: v - 0.1, runs_of(norm="batchnorm")),
+                     {1}, {0, 2, 3}),
+    ]),
+    ("he2016", "test"): (3, [  # plain degrades, residual does not, residual below plain at depth
+        Perturbation("residual labels false <-> true", swap("residual", False, True), {0, 1, 2}),
+    ]),
+    ("remedies", "sigmoid32"): (3, [  # plain sigmoid fails, + batchnorm trains, + residual trains
+        Perturbation("remedy labels none <-> batchnorm", swap("remedy", "none", "batchnorm"), {0, 1}, {2}),
+        Perturbation("remedy labels none <-> residual", swap("remedy", "none", "residual"), {0, 2}, {1}),
+    ]),
+    ("hanin2018", "quick"): (3, [  # Var/β ≈ 5, one line in β, mean/β ≈ −5/2
+        # β of the width-32 points 4× too small and of the width-128 points 4× too large: Var/β
+        # averages to ≈ 8.8, mean/β to ≈ −4.4, and the fitted exponent falls to ≈ −0.1
+        Perturbation("width labels 32 <-> 128", swap("width", 32, 128), {0, 1, 2}),
+        Perturbation("ln(q_L/q_1) doubled", hanin_ln_ratio_doubled, {0, 2}, {1}),
+    ]),
+    ("saxe2014", "test"): (6, [  # orth flat, Gaussian grows, orth 2× faster, best rate ∝ 1/depth,
+        # orthogonal spectrum all 1, Gaussian var(s²) = L − 1
+        Perturbation("init labels gaussian <-> orthogonal", swap("init", "gaussian", "orthogonal"),
+                     {0, 1, 2, 4, 5}),
+        Perturbation("orthogonal nets' learning-rate labels × depth",
+                     transform("runs", "learning_rate", lambda v, rows: v * rows["depth"], runs_of(init="orthogonal")),
+                     {3}, {0, 1, 2, 4, 5}),
+        Perturbation("orthogonal singular values + 0.01",
+                     transform("spectra", "singular_value", lambda v, rows: v + 0.01, runs_of(init="orthogonal")),
+                     {4}, {0, 1, 2, 3, 5}),
+        Perturbation("Gaussian singular values × 2",
+                     transform("spectra", "singular_value", lambda v, rows: v * 2, runs_of(init="gaussian")),
+                     {5}, {0, 1, 2, 3, 4}),
+    ]),
+    ("pennington2017", "test"): (7, [  # orth tanh isometric, Gaussian tanh wide, ReLU wide, spread = theory,
+        # tanh mean s² = theory, orth tanh faster than Gaussian, ReLU ≥ 2× slower than orth tanh
+        Perturbation("init labels gaussian <-> orthogonal", swap("init", "gaussian", "orthogonal"),
+                     {0, 1, 3, 5}, {2}),
+        Perturbation("orthogonal nets' measured var(s²) × 3",
+                     transform("runs", "jac_var_s2", lambda v, rows: v * 3, runs_of(init="orthogonal")),
+                     {3}, {2, 4, 5, 6}),
+        Perturbation("ReLU nets' measured var(s²) ÷ 100",
+                     transform("runs", "jac_var_s2", lambda v, rows: v / 100, runs_of(activation="relu")),
+                     {2, 3}, {0, 1, 4, 5, 6}),
+        Perturbation("tanh singular values × 1.25",
+                     transform("spectra", "singular_value", lambda v, rows: v * 1.25, runs_of(activation="tanh")),
+                     {4}, {0, 1, 2, 3, 5, 6}),
+        Perturbation("ReLU training loss × 0.01 (it reaches the target at once)",
+                     transform("curves", "train_loss", lambda v, rows: v * 0.01, runs_of(activation="relu")),
+                     {6}, {0, 1, 2, 3, 4, 5}),
+    ]),
+    ("vanishing", "stored"): (3, [  # sigmoid shrinks > 4×/layer, ReLU + He flat, tanh ≫ sigmoid
+        # claim 0 under the swap: tanh's factor is ≈ 1 at σ_w² = 1, the bound 1/4
+        Perturbation("activation labels sigmoid <-> tanh", swap("activation", "sigmoid", "tanh"),
+                     {0, 2}, {1}),
+        Perturbation("gradients grow toward the input (grad_decay → 1/grad_decay)",
+                     transform("runs", "grad_decay", lambda v, rows: 1 / v), {0, 2}, {1}),
+        Perturbation("gradients shrink 4× less per layer (grad_decay × 4)",
+                     transform("runs", "grad_decay", lambda v, rows: 4 * v), {0, 1}, {2}),
+    ]),
+    ("signal_propagation", "stored"): (3, [  # per activation (hard_tanh, relu, tanh): factor = χ₁
+        Perturbation("χ₁ handed to the σ_w² in reverse order", chi1_reversed_within_activation, {0, 1, 2}),
+        Perturbation("hard_tanh's ‖∂L/∂h_l‖ × e^(l/2)", signal_grows("hard_tanh"), {0}, {1, 2}),
+        Perturbation("relu's ‖∂L/∂h_l‖ × e^(l/2)", signal_grows("relu"), {1}, {0, 2}),
+        Perturbation("tanh's ‖∂L/∂h_l‖ × e^(l/2)", signal_grows("tanh"), {2}, {0, 1}),
+    ]),
+}
+
+_loaded: dict[tuple[str, str], tuple[store.Results, list[dict]]] = {}
+
+
+def _results(reproduce, name: str, profile: str) -> tuple[store.Results, list[dict]]:
+    """The results of (name, profile) and their claims, loaded once per module."""
+    if (name, profile) not in _loaded:
+        if profile == "stored":
+            results = _fixtures().load(name)
+        else:
+            results = store.load_results(reproduce(name, profile).folder)
+        _loaded[name, profile] = results, claim_rows(name, results)
+    return _loaded[name, profile]
+
+
+PARAMS = [pytest.param(name, profile, i, id=f"{name}-{profile}-{i}")
+          for (name, profile), (_, perturbations) in CASES.items() for i in range(len(perturbations))]
+
+
+@pytest.mark.parametrize("name, profile, index", PARAMS)
+def test_a_perturbation_that_makes_a_claim_false_makes_it_fail(reproduce, name, profile, index):
+    n_claims, perturbations = CASES[name, profile]
+    p = perturbations[index]
+    results, before = _results(reproduce, name, profile)
+    assert len(before) == n_claims and all(r["holds"] for r in before), before  # they hold unperturbed
+    after = claim_rows(name, p.apply(results))
+    assert len(after) == n_claims, after
+    for i in sorted(p.fails):
+        assert not after[i]["holds"], f"{p.label}: claim {i} still holds: {after[i]}"
+    for i in sorted(p.holds):
+        assert after[i]["holds"], f"{p.label}: claim {i} failed though it reads nothing perturbed: {after[i]}"
+
+
+def test_every_claim_of_every_reproduction_fails_under_some_perturbation():
+    """Coverage of CASES: each experiment whose figures define claims() is here, and each of its
+    claims is expected to fail under at least one perturbation."""
+    with_claims = {name for name in spec.known_experiments()
+                   if any(hasattr(plots.figure_module(f), "claims") for f in spec.load(name).figures)}
+    assert with_claims == {name for name, _ in CASES}
+    for (name, profile), (n_claims, perturbations) in CASES.items():
+        failed = set().union(*(p.fails for p in perturbations))
+        assert failed == set(range(n_claims)), (name, profile, set(range(n_claims)) - failed)
+
+
+def test_reproduce_exits_1_and_names_each_failed_claim(reproduce, tmp_path):
+    """``satbench reproduce`` over a finished he2015 folder whose stored tables have the init labels
+    swapped: it resumes (computes nothing), draws the figure, prints FAIL for the four claims, lists
+    each by name on stderr and exits 1."""
+    from satbench.figures import he2015
+
+    source = reproduce("he2015", "quick").folder
+    out = tmp_path / "he2015" / "quick"
+    shutil.copytree(source, out)
+    parts = store.part_dirs(out)
+    for path in [*(p / "runs.parquet" for p in parts), out / "runs.parquet"]:
+        runs = pd.read_parquet(path)
+        runs["init"] = runs["init"].map({"he": "gaussian", "gaussian": "he"})
+        runs.to_parquet(path, index=False)
+    expected = [row["claim"] for row in he2015.claims(store.load_results(out))]
+    r = CliRunner().invoke(cli.main, ["reproduce", "he2015", "--profile", "quick", "--results-root", str(tmp_path)])
+    assert r.exit_code == 1, r.output + r.stderr
+    assert store.part_dirs(out) == parts  # nothing was run again
+    assert r.output.count("FAIL") == 4 and "PASS" not in r.output, r.output
+    assert "4 claim(s) did not hold" in r.stderr, r.stderr
+    for claim in expected:
+        assert f"he2015: {claim}" in r.stderr, (claim, r.stderr)
