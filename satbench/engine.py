@@ -164,6 +164,19 @@ def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, shar
     return executables.load_or_compile(program, chunk, dataset, compile_fn)
 
 
+def unfinished(groups: list, done: set) -> list:
+    """The plan of the whole sweep with finished configs left out: a resumed sweep runs each
+    config in the program and chunk size the uninterrupted sweep would have used (a plan of
+    the unfinished configs alone could pad, scan or chunk them differently, which changes the
+    last bits of their numbers, and chaotic training grows those)."""
+    out = []
+    for group in groups:
+        todo = [c for c in group.configs if c.config_id not in done]
+        if todo:
+            out.append(dataclasses.replace(group, configs=todo))
+    return out
+
+
 def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) -> train.Lane:
     """The batched fields of ``configs`` as a Lane of ``chunk`` lanes (padded by repetition)."""
     rows = [c.values for c in configs] or [dict(_PAD_VALUES, depth=program.arch.depth,
@@ -433,7 +446,8 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
     if max_chunk is None:
         max_chunk = DEFAULT_MAX_CHUNK.get(platform_name, FALLBACK_MAX_CHUNK)
     budget, budget_source = budget_per_device(devices, memory_budget, memory_fraction)
-    groups = plan.make_plan(todo, max_chunk=max_chunk, n_devices=n_dev, bucketing=bucketing, memory_budget=budget)
+    groups = unfinished(plan.make_plan(configs, max_chunk=max_chunk, n_devices=n_dev, bucketing=bucketing,
+                                       memory_budget=budget), done)
     sharding = replicated = None
     if n_dev > 1:
         mesh = Mesh(np.array(devices), ("config",))

@@ -15,7 +15,6 @@ statistics, or LayerNorm), ``residual`` adds the layer to its input,
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import jax
@@ -101,7 +100,7 @@ class MLP(nnx.Module):
             "w_hidden": (n, w, w), "b_hidden": (n, w),
             "w_out": (w, arch.n_out), "b_out": (arch.n_out,),
         }
-        noise = _split_noise(jax.random.normal(rngs.params(), (_total(shapes),)), shapes)
+        noise = draw_noise(rngs.params(), shapes)
         bias_scale = jnp.sqrt(sigma_b2)
         # one weight after the other, and the hidden ones (which every probe uses) after all
         # three (see ``after``): the orthogonal rule is an SVD
@@ -257,23 +256,39 @@ def _init_rule(names: tuple[str, ...], index):
     rules = [inits.get_init(n) for n in names]
     if len(rules) == 1:
         return rules[0]
-    return lambda noise, sigma_w2: jax.lax.switch(index, rules, noise, sigma_w2)
+
+    def select(noise, sigma_w2):
+        # every rule, then a select: what ``lax.switch`` becomes under vmap anyway (the rules are
+        # elementwise), and a lane run alone then computes exactly the same ops as in a chunk
+        weight = rules[0](noise, sigma_w2)
+        for k, rule in enumerate(rules[1:], start=1):
+            weight = jnp.where(index == k, rule(noise, sigma_w2), weight)
+        return weight
+
+    return select
 
 
-def _total(shapes: dict) -> int:
-    return sum(math.prod(shape) for shape in shapes.values())
+#: each parameter's own stream: fold_in(key, PARAM_STREAMS[name]); never renumber (results would change)
+PARAM_STREAMS = {"w_in": 0, "b_in": 1, "w_hidden": 2, "b_hidden": 3, "w_out": 4, "b_out": 5}
+#: the number of the first stacked layer: hidden layer l (2..depth) draws from fold_in(stream, l)
+FIRST_STACKED_LAYER = 2
 
 
-def _split_noise(flat, shapes: dict) -> dict:
-    """Slice one flat N(0, 1) draw into arrays of the given shapes.
+def draw_noise(key, shapes: dict) -> dict:
+    """N(0, 1) noise of each parameter's shape, a function of (key, parameter, layer) only.
 
-    One random call for the whole network: on CPU each call costs compile time.
+    A stacked parameter's layer l draws from its own key, so a config's weights do not depend
+    on how deep a program it is padded into, nor on its chunk or device: the noise of layers
+    2..d is the same whether the program has d layers or more.
     """
-    out, offset = {}, 0
+    out = {}
     for name, shape in shapes.items():
-        size = math.prod(shape)
-        out[name] = flat[offset : offset + size].reshape(shape)
-        offset += size
+        stream = jax.random.fold_in(key, PARAM_STREAMS[name])
+        if name.endswith("_hidden"):
+            layers = jnp.arange(shape[0]) + FIRST_STACKED_LAYER
+            out[name] = jax.vmap(lambda l: jax.random.normal(jax.random.fold_in(stream, l), shape[1:]))(layers)
+        else:
+            out[name] = jax.random.normal(stream, shape)
     return out
 
 

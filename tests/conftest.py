@@ -34,6 +34,44 @@ def tiny_toml(tmp_path):
     return path
 
 
+#: TINY over three depths with one seed (12 configs): the planner pads depths 2 and 3 into one
+#: scanned depth-5 program, while alone they run unrolled in programs of their own depth
+MULTI_DEPTH = TINY.replace("depth = 3\n", "").replace("seed = [0, 1]", "seed = [0]\ndepth = [2, 3, 5]")
+#: what the equality tests compare (float32 tolerance: programs differ in rounding)
+RESULT_COLUMNS = ["final_loss", "final_train_accuracy", "final_test_accuracy", "grad_decay", "last_finite_loss"]
+
+
+@pytest.fixture(scope="session")
+def multi_depth(tmp_path_factory):
+    """(path of the MULTI_DEPTH file, its results with every config run alone): a chunk of one in
+    a program of the config's own depth (``--no-bucketing --max-chunk 1``). Every way of running
+    the sweep (bucketed, padded, chunked, sharded, resumed) must give these numbers."""
+    from satbench import engine, spec, store
+
+    root = tmp_path_factory.mktemp("multi_depth")
+    path = root / "multi.toml"
+    path.write_text(MULTI_DEPTH)
+    engine.run_experiment(spec.load(str(path)), None, root / "alone", progress=False, max_chunk=1,
+                          bucketing=False)
+    return path, store.load_results(root / "alone")
+
+
+def assert_same_results(got, want, ids=None):
+    """``got`` holds the configs of ``want`` (or those in ``ids``) with equal numbers, ≤ 1e-6
+    relative; layer fields near 0 (one unit's percentiles, mean activations) to 1e-6 absolute."""
+    import pandas as pd
+
+    ids = set(want.runs["config_id"]) if ids is None else set(ids)
+    assert got.runs["config_id"].is_unique and set(got.runs["config_id"]) == ids
+    for table, keys, cols in (("runs", ["config_id"], RESULT_COLUMNS),
+                              ("layers", ["config_id", "step", "layer"], None),
+                              ("curves", ["config_id", "step"], None)):
+        a, b = (getattr(r, table) for r in (got, want))
+        a, b = (df[df["config_id"].isin(ids)].set_index(keys).sort_index() for df in (a, b))
+        cols = cols or list(a.columns)
+        pd.testing.assert_frame_equal(a[cols], b[cols], rtol=1e-6, atol=0 if table == "runs" else 1e-6)
+
+
 class Reproduction(typing.NamedTuple):
     output: str  # what ``satbench reproduce`` printed: the claim table
     folder: pathlib.Path  # its results folder (shared by every test of the session: copy it to change it)

@@ -130,9 +130,6 @@ def test_no_bucketing_runs_one_program_per_depth(bucketed_and_not):
     assert (store.load_results(bucketed_and_not["bucketed"]).runs["program_depth"] == 5).all()
 
 
-@pytest.mark.xfail(strict=True, reason="init noise is one draw sized by the padded depth, so a padded "
-                   "lane's weights differ from its own program's; the lead is drawing it per parameter and "
-                   "layer (remove this mark when that lands)")
 def test_no_bucketing_numbers_equal_the_bucketed_run(bucketed_and_not):
     a, b = (store.load_results(bucketed_and_not[k]) for k in ("bucketed", "per_depth"))
     cols = ["final_loss", "final_train_accuracy", "grad_decay"]

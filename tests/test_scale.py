@@ -16,31 +16,9 @@ import pandas as pd
 import pytest
 
 from satbench import data, engine, models, plan, spec, store, train
-from conftest import TINY
+from conftest import TINY, assert_same_results
 
 ROOT = Path(__file__).resolve().parent.parent
-COLS = ["final_loss", "final_train_accuracy", "final_test_accuracy", "grad_decay", "last_finite_loss"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The tiny sweep's file and its results from one unchunked, uninterrupted run."""
-    root = tmp_path_factory.mktemp("scale")
-    path = root / "tiny.toml"
-    path.write_text(TINY)
-    engine.run_experiment(spec.load(str(path)), None, root / "whole", progress=False, max_chunk=16)
-    return path, store.load_results(root / "whole")
-
-
-def assert_same_results(got, want):
-    assert got.runs["config_id"].is_unique and set(got.runs["config_id"]) == set(want.runs["config_id"])
-    a = got.runs.set_index("config_id").sort_index()[COLS]
-    b = want.runs.set_index("config_id").sort_index()[COLS]
-    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
-    # one unit's percentiles sit near 0, where chunk-dependent float32 rounding is
-    # ~1e-8 absolute: compare them (and every layer field) to 1e-6 relative or absolute
-    pd.testing.assert_frame_equal(got.layers, want.layers, rtol=1e-6, atol=1e-6)
-    pd.testing.assert_frame_equal(got.curves, want.curves, rtol=1e-6)
 
 
 def _values(**overrides):
@@ -106,10 +84,10 @@ def test_chunk_size_fits_the_budget_and_the_devices():
     assert plan.chunk_size(33, per_config=100, fixed=0, budget=None, max_chunk=16) == 11
 
 
-def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(tiny, tmp_path):
-    path, whole = tiny
+def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(multi_depth, tmp_path):
+    path, alone = multi_depth
     exp = spec.load(str(path))
-    cfg = exp.configs()[0]
+    cfg = max(exp.configs(), key=lambda c: c["depth"])  # the padded program's depth sizes a lane
     ds = data.load(cfg["dataset"])
     per_config = plan.config_bytes(cfg.values, cfg["depth"], ds.n_in, ds.n_classes)
     fixed = plan.program_bytes(cfg["dataset"])
@@ -117,12 +95,37 @@ def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(
     engine.run_experiment(exp, None, tmp_path, progress=False, memory_budget=budget)
     manifest = store.read_manifest(tmp_path)
     assert manifest["memory_budget"] == {"bytes_per_device": budget, "source": "--memory-budget"}
-    assert len(manifest["groups"]) == 1  # tanh and relu share one program: eight configs
+    assert len(manifest["groups"]) == 1  # tanh and relu, depths 2, 3 and 5 share one padded program
     for group in manifest["groups"]:
+        assert group["masked"] and group["depths"] == [2, 3, 5]
         assert group["bytes_per_config"] == per_config and group["budget_bytes"] == budget
-        assert group["chunk_size"] == 2 and group["chunks"] == math.ceil(group["n_configs"] / 2) == 4
-    assert len(store.part_dirs(tmp_path)) == 4
-    assert_same_results(store.load_results(tmp_path), whole)
+        assert group["chunk_size"] == 2 and group["chunks"] == math.ceil(group["n_configs"] / 2) == 6
+    assert len(store.part_dirs(tmp_path)) == 6
+    assert_same_results(store.load_results(tmp_path), alone)
+
+
+def test_bucketed_padded_and_chunked_configs_equal_each_config_run_alone(multi_depth, tmp_path):
+    """The default plan pads depths 2 and 3 into a scanned depth-5 program of 12 lanes; a config's
+    numbers (its init included) must not depend on that."""
+    path, alone = multi_depth
+    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False)
+    (group,) = store.read_manifest(tmp_path)["groups"]
+    assert group["masked"] and group["chunk_size"] == 12 and group["layers"] == "scan"
+    assert set(alone.runs["program_depth"]) == {2, 3, 5} and set(alone.runs["chunk_lanes"]) == {1}
+    assert_same_results(store.load_results(tmp_path), alone)
+
+
+def test_three_configs_under_max_chunk_two_pad_the_last_chunk_and_equal_each_run_alone(multi_depth, tmp_path):
+    path, alone = multi_depth
+    text = path.read_text().replace('activation = ["tanh", "relu"]', "").replace("sigma_w2 = [0.5, 2.0]", "")
+    three = tmp_path / "three.toml"
+    three.write_text(text.replace("[fixed]\n", '[fixed]\nactivation = "tanh"\nsigma_w2 = 2.0\n'))
+    exp = spec.load(str(three))
+    assert len(exp.configs()) == 3
+    engine.run_experiment(exp, None, tmp_path / "out", progress=False, max_chunk=2)
+    (group,) = store.read_manifest(tmp_path / "out")["groups"]
+    assert (group["chunk_size"], group["chunks"], group["masked"]) == (2, 2, True)  # 2 + 1 padded to 2
+    assert_same_results(store.load_results(tmp_path / "out"), alone, ids=[c.config_id for c in exp.configs()])
 
 
 # --- out of memory -------------------------------------------------------------------------------
@@ -158,8 +161,8 @@ def _fake_oom_above(limit, calls):
     return compiled_sweep
 
 
-def test_a_chunk_out_of_memory_is_halved_and_retried(tiny, tmp_path, monkeypatch, capsys):
-    path, whole = tiny
+def test_a_chunk_out_of_memory_is_halved_and_retried(multi_depth, tmp_path, monkeypatch, capsys):
+    path, alone = multi_depth
     calls = []
     monkeypatch.setattr(engine, "compiled_sweep", _fake_oom_above(2, calls))
     engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=4)
@@ -167,12 +170,12 @@ def test_a_chunk_out_of_memory_is_halved_and_retried(tiny, tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert err.count("out of memory at 4 configs per call; recompiling for 2") == 1
     for group in store.read_manifest(tmp_path)["groups"]:
-        assert (group["planned_chunk_size"], group["chunk_size"], group["chunks"], group["oom_halvings"]) == (4, 2, 4, 1)
-    assert_same_results(store.load_results(tmp_path), whole)
+        assert (group["planned_chunk_size"], group["chunk_size"], group["chunks"], group["oom_halvings"]) == (4, 2, 6, 1)
+    assert_same_results(store.load_results(tmp_path), alone)
 
 
-def test_out_of_memory_at_one_config_gives_up_with_a_clear_error(tiny, tmp_path, monkeypatch):
-    path, _ = tiny
+def test_out_of_memory_at_one_config_gives_up_with_a_clear_error(multi_depth, tmp_path, monkeypatch):
+    path, _ = multi_depth
     monkeypatch.setattr(engine, "compiled_sweep", _fake_oom_above(0, []))
     with pytest.raises(engine.OutOfMemory, match=r"out of device memory even at 1 config\(s\) per call"):
         engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=2)
@@ -181,10 +184,10 @@ def test_out_of_memory_at_one_config_gives_up_with_a_clear_error(tiny, tmp_path,
 
 # --- versions ------------------------------------------------------------------------------------
 
-def test_results_of_another_satbench_version_are_resumed_with_a_one_line_warning(tiny, tmp_path, capsys):
+def test_results_of_another_satbench_version_are_resumed_with_a_one_line_warning(multi_depth, tmp_path, capsys):
     assert engine.version_note("0.1.0", "0.1.7") is None and engine.version_note(None, "0.1.0") is None
     assert "satbench 0.2.1" in engine.version_note("0.2.1", "0.1.0")
-    path, _ = tiny
+    path, _ = multi_depth
     exp = spec.load(str(path))
     manifest = {"experiment": exp.name, "spec_hash": exp.spec_hash(None), "versions": {"satbench": "0.0.3"}}
     store.write_part(tmp_path, "p", {"runs": pd.DataFrame({"config_id": ["x"]})})
@@ -209,13 +212,15 @@ def _env():
 
 
 def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tmp_path):
-    # 32 one-config chunks of 400 steps: when the first part lands, 31 calls (≈ 1 s) remain, so the
-    # signal arrives mid-sweep
-    assert "seed = [0, 1]" in TINY and "steps = 20\n" in TINY
+    # 32 one-config chunks of 400 steps over depths 2 and 3 (one padded program): when the first
+    # part lands, 31 calls (≈ 1 s) remain, so the signal arrives mid-sweep
+    assert "seed = [0, 1]" in TINY and "steps = 20\n" in TINY and "depth = 3\n" in TINY
     path = tmp_path / "many.toml"
-    path.write_text(TINY.replace("seed = [0, 1]", "seed = [0, 1, 2, 3, 4, 5, 6, 7]").replace("steps = 20\n", "steps = 400\n"))
-    engine.run_experiment(spec.load(str(path)), None, tmp_path / "whole", progress=False, max_chunk=1)
-    whole = store.load_results(tmp_path / "whole")  # the same chunks: 400 steps' rounding depends on them
+    path.write_text(TINY.replace("seed = [0, 1]", "seed = [0, 1, 2, 3]\ndepth = [2, 3]").replace("depth = 3\n", "")
+                    .replace("steps = 20\n", "steps = 400\n"))
+    engine.run_experiment(spec.load(str(path)), None, tmp_path / "alone", progress=False, max_chunk=1,
+                          bucketing=False)
+    alone = store.load_results(tmp_path / "alone")
     out = tmp_path / "out"
     # a shell's background job (`pytest … &`) starts with SIGINT ignored and its children inherit
     # that (then the sweep ran to the end and exited 0): run the CLI with Python's Ctrl-C handler
@@ -244,7 +249,9 @@ def test_ctrl_c_keeps_finished_parts_and_the_same_command_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"({len(finished)} already done)" in again.stdout
     assert store.read_manifest(out)["status"] == "finished"
-    assert_same_results(store.load_results(out), whole)
+    resumed = store.load_results(out)
+    assert set(resumed.runs["program_depth"]) == {3}  # depth 2 ran padded, alone it did not
+    assert_same_results(resumed, alone)
 
 
 # --- many processes ------------------------------------------------------------------------------
@@ -255,8 +262,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_under_jax_distributed_equal_one_process(tiny, tmp_path):
-    path, whole = tiny
+def test_two_processes_under_jax_distributed_equal_each_config_run_alone(multi_depth, tmp_path):
+    path, alone = multi_depth
     out = tmp_path / "out"
     port = _free_port()
     procs = [subprocess.Popen(_cli(path, "--out", out, "--distributed", "--coordinator", f"127.0.0.1:{port}",
@@ -277,7 +284,7 @@ def test_two_processes_under_jax_distributed_equal_one_process(tiny, tmp_path):
         assert manifest["process"] == [i, 2] and manifest["status"] == "finished"
         assert len(manifest["devices"]) == 1
         sizes.append(manifest["n_configs"])
-    assert sum(sizes) == 8 and min(sizes) >= 1  # each process ran its own, disjoint slice
-    assert_same_results(store.load_results(out), whole)
+    assert sum(sizes) == 12 and min(sizes) >= 1  # each process ran its own, disjoint slice
+    assert_same_results(store.load_results(out), alone)
     merged = pd.read_parquet(out / "runs.parquet")  # written by process 0 after both finished
-    assert sorted(merged["config_id"]) == sorted(whole.runs["config_id"])
+    assert sorted(merged["config_id"]) == sorted(alone.runs["config_id"])
