@@ -105,14 +105,35 @@ def trained_above(runs) -> float:
     return c + 3 * (1 - c) / 4
 
 
-def slope_sigma(width: int, layers: int) -> float:
+def slope_sigma(width: int, layers: int, variance: float | None = None) -> float:
     """Standard error of one net's fitted per-layer log factor (``grad_decay``'s log) from
-    finite width alone: log ‖·‖² moves by a random step of variance ≈ 5/width per layer (Hanin
-    2018, ReLU at He init; smaller for the smooth activations), and the least-squares slope of
-    a random walk over m steps has variance ≈ 6σ²/(5m)."""
+    finite width alone: log ‖·‖² moves by a random step of variance ``variance`` per layer
+    (default 5/width: ``log_step_variance`` of ReLU, Hanin 2018), and the least-squares slope of
+    a random walk over m steps has variance ≈ 6σ²/(5m) (exactly 6(m² + m + 1)/(5m(m + 1)(m + 2))
+    per unit step variance)."""
     import math
 
-    return math.sqrt(6 * (5 / width) / (5 * max(layers, 1)))
+    variance = 5 / width if variance is None else variance
+    return math.sqrt(6 * variance / (5 * max(layers, 1)))
+
+
+def log_step_variance(activation: str, sigma_w2: float, sigma_b2: float, width: int) -> float:
+    """Per-layer variance of the log of the back-propagated ‖∂L/∂h_l‖² at finite width N, at q*.
+
+    One layer multiplies ‖δ‖² by R = (σ_w²/N) Σ_i φ'(h_i)² z_i², z_i ~ N(0, 1) the components of
+    Wᵀδ/‖δ‖ (independent of the h_i in the mean-field picture), so E R = χ₁ and
+    Var R / χ₁² = (3 E[φ'⁴]/E[φ'²]² − 1)/N = (2 + 3κ)/N, κ = Var[φ'(h)²]/E[φ'(h)²]² at q*
+    (ReLU: κ = 1, 5/N). The log of R then has this variance and mean ln χ₁ − (2 + 3κ)/(2N):
+    a fit of log ‖·‖² over layers measures the geometric mean of the per-layer factor, below χ₁
+    by that much per layer."""
+    import jax
+
+    from satbench import theory
+
+    with jax.enable_x64(True):
+        q = float(theory.q_star(activation, sigma_w2, sigma_b2))
+        mu1, mu2 = (float(theory.jacobian_mu(activation, q, k)) for k in (1, 2))
+    return (2 + 3 * (mu2 / mu1**2 - 1)) / width
 
 
 def seed_standard_error(values, by) -> float:

@@ -30,21 +30,29 @@ def test_glorot2010_figs_6_7_claims_at_initialisation(tmp_path):
 
 
 def test_schoenholz2017_gradient_depth_scale_matches_chi1_at_depth_80(tmp_path):
-    """ξ_∇ panel: in the quick grid's deepest nets (seeds 0–1) the measured per-layer factor of
-    ‖∂L/∂W_l‖² is χ₁ (Schoenholz et al. 2017) within 2 % at every σ_w². ξ_∇ = 1/|ln factor|
-    amplifies a factor's error by ξ, so it matches theory within 10 % only where it is short
-    (ξ < 10 layers; 1 % per layer → ≤ 10 %).
+    """ξ_∇ panel: in the quick grid's deepest nets (depth 80, width 100, seeds 0–1) the measured
+    per-layer factor of ‖∂L/∂W_l‖² is χ₁ (Schoenholz et al. 2017) at every σ_w², to within the
+    finite-width error of the measurement, both parts derived, not set on seeds:
 
-    Both tolerances were set on seeds 0–1 (worst 1.5 %) and are not derived. Other seeds miss
-    them: pairs of seeds 2–9 put the factor 3.4–4.8 % below χ₁ near criticality and ξ_∇ up to 18 %
-    off. Part of the gap is a bias, not noise: a fit of log‖·‖² measures the geometric mean of the
-    per-layer factor, below its mean χ₁ by about half the per-layer variance of the log (a few per
-    cent at width 100); see REPRODUCTIONS.md, schoenholz2017."""
+    - bias: the fit of log‖·‖² over layers measures the geometric mean of the per-layer factor,
+      e^(−(2+3κ)/(2N)) × χ₁ with κ = Var[φ'²]/E[φ'²]² at q* (``_common.log_step_variance``;
+      1.1 % at σ_w² = 1 to 2.7 % at σ_w² = 4);
+    - tolerance: 3 standard errors of the fitted slope of a random walk with per-layer variance
+      (2+3κ)/N over the 78 fitted steps, ÷ √2 for the two seeds (3.9–6.1 % in the log).
+
+    Checked beyond the test's seeds (REPRODUCTIONS.md, schoenholz2017): seed pairs 2–29 measure
+    ln(factor/expected) with the spread the rule predicts. ξ_∇ = 1/|ln factor| is the same
+    measurement transformed; where it is short (ξ < 10 layers) it lies between the ξ of the two
+    ends of the factor's band."""
     from satbench.figures import schoenholz2017
 
     table = schoenholz2017.gradient_depth_scales(_init_only("schoenholz2017", tmp_path, depth=[80]))
     assert len(table) == 8
-    assert np.all(np.abs(table["factor"] / table["chi1"] - 1) < 0.02), table
+    error = np.log(table["factor"] / table["factor_expected"])
+    assert np.all(np.abs(error) < table["log_tolerance"]), table
+    assert np.all(table["log_tolerance"] < 0.07), table  # the band is a few per cent, not vacuous
     short = table[table["xi_grad_theory"] < 10]
     assert len(short) >= 4
-    assert np.all(np.abs(short["xi_grad"] / short["xi_grad_theory"] - 1) < 0.1), short
+    ends = [1 / np.abs(np.log(short["factor_expected"]) + sign * short["log_tolerance"]) for sign in (-1, 1)]
+    lo, hi = np.minimum(*ends), np.maximum(*ends)
+    assert np.all((short["xi_grad"] > lo) & (short["xi_grad"] < hi)), short
