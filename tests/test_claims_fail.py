@@ -247,8 +247,13 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
                      {0, 2}, {1}),
         Perturbation("gradients grow toward the input (grad_decay → 1/grad_decay)",
                      transform("runs", "grad_decay", lambda v, rows: 1 / v), {0, 2}, {1}),
+        # relu + He reads ‖∂L/∂h_l‖ (signal_norm), not grad_decay; tanh/sigmoid's ratio is unchanged
         Perturbation("gradients shrink 4× less per layer (grad_decay × 4)",
-                     transform("runs", "grad_decay", lambda v, rows: 4 * v), {0, 1}, {2}),
+                     transform("runs", "grad_decay", lambda v, rows: 4 * v), {0}, {1, 2}),
+        Perturbation("relu's ‖∂L/∂h_l‖ × e^(l/2)", signal_grows("relu"), {1}, {0, 2}),
+        # relu with N(0, 1/n) weights loses half of ‖∂L/∂h_l‖² per layer: He's band must reject it
+        # (‖∂L/∂W_l‖², which this claim read before, is flat for relu at any weight scale)
+        Perturbation("init labels he <-> gaussian", swap("init", "he", "gaussian"), {1}),
     ]),
     ("signal_propagation", "stored"): (3, [  # per activation (hard_tanh, relu, tanh): factor = χ₁
         Perturbation("χ₁ handed to the σ_w² in reverse order", chi1_reversed_within_activation, {0, 1, 2}),
@@ -288,6 +293,20 @@ def test_a_perturbation_that_makes_a_claim_false_makes_it_fail(reproduce, name, 
         assert not after[i]["holds"], f"{p.label}: claim {i} still holds: {after[i]}"
     for i in sorted(p.holds):
         assert after[i]["holds"], f"{p.label}: claim {i} failed though it reads nothing perturbed: {after[i]}"
+
+
+def test_gradient_flow_claims_without_sigmoid_runs_say_not_measured():
+    """gradient_flow's claims on results without sigmoid nets: the two claims about sigmoid say
+    "not measured" and do not hold (nothing was measured to support them); relu + He still holds."""
+    from satbench.figures import gradient_flow
+
+    results = _fixtures().load("vanishing")
+    keep = results.runs[results.runs["activation"] != "sigmoid"]
+    results = dataclasses.replace(results, runs=keep)
+    rows = gradient_flow.claims(results)
+    assert len(rows) == 3, rows
+    assert [r["holds"] for r in rows] == [False, True, False], rows
+    assert "not measured" in rows[0]["measured"] and "not measured" in rows[2]["measured"], rows
 
 
 def test_every_claim_of_every_reproduction_fails_under_some_perturbation():
