@@ -223,6 +223,9 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("Gaussian singular values × 2",
                      transform("spectra", "singular_value", lambda v, rows: v * 2, runs_of(init="gaussian")),
                      {5}, {0, 1, 2, 3, 4}),
+        # no net reaches the target: "not reached" against "not reached" orders nothing
+        Perturbation("every training loss × 1e3 (no net reaches the target)",
+                     transform("curves", "train_loss", lambda v, rows: v * 1e3), {0, 1, 2, 3}, {4, 5}),
     ]),
     ("pennington2017", "test"): (7, [  # orth tanh isometric, Gaussian tanh wide, ReLU wide, spread = theory,
         # tanh mean s² = theory, orth tanh faster than Gaussian, ReLU ≥ 2× slower than orth tanh
