@@ -30,9 +30,18 @@ COLOURS = {("tanh", "orthogonal"): "tab:orange", ("tanh", "gaussian"): "tab:blue
 #: tolerances of measured var(s²)/mean(s²)² against the wide-limit theory. They were set by
 #: judgement on the quick profile's seeds 0–1 (worst there: relu orthogonal, L = 32, +13 %), wider
 #: for Gaussian weights, whose spectra have heavy tails. They are not derived, and they do not
-#: survive other seeds: seeds 2–3 measure relu orthogonal at L = 32 +26 % (seed 2 alone +52 %),
-#: and the 15 % allowed to tanh's mean s² is exceeded by seeds 4–5 (+20 %). See REPRODUCTIONS.md.
+#: survive other seeds: seeds 2–3 measure relu orthogonal at L = 32 +26 % (seed 2 alone +52 %)
+#: (the mean s² claim no longer uses a judged 15 %: see MEAN_S2_LOG_SD). See REPRODUCTIONS.md.
 TOLERANCE = {"orthogonal": 0.2, "gaussian": 0.5}
+#: one net's seed-to-seed standard deviation of ln(mean s² / ∏ σ_w² μ₁(q_l)) for tanh at init,
+#: keyed by (weights, depth, width), measured on CALIBRATION seeds 10–29 (20 nets each) of the
+#: quick profile's setup (digits centred, σ_w² = 1.05, σ_b² = 2.01e-5, 4 Jacobian samples);
+#: no test or profile uses those seeds. The mean-s² claim allows 3 of them. Gaussian weights
+#: scatter far more: each Gaussian factor multiplies ‖J‖_F² by a random amount of relative
+#: variance 2(1 + var(s²)/mean(s²)²)/N², and the spread grows with depth. Held-out seeds 2–9
+#: (single nets): worst |ln| 0.028 / 0.061 (orthogonal L = 8 / 32), 0.16 / 0.76 (Gaussian).
+MEAN_S2_LOG_SD = {("orthogonal", 8, 128): 0.0130, ("orthogonal", 32, 128): 0.0379,
+                  ("gaussian", 8, 128): 0.1004, ("gaussian", 32, 128): 0.2966}
 
 
 def _weights(init: str) -> str:
@@ -190,8 +199,10 @@ def claims(results):
     Bands: "near-isometric" is a spread var(s²)/mean(s²)² below 1 (the singular values' spread
     smaller than their mean); "wide" is at least half the theory's L − 1 (Gaussian weights add 1
     per layer; ReLU's 0/1 mask adds 1 more, or 1 alone with orthogonal weights); the theory
-    tolerances are TOLERANCE's; the learning claims are orderings of steps to the target loss,
-    ReLU by a factor 2 fixed in advance."""
+    tolerances are TOLERANCE's, the mean s² one 3 × MEAN_S2_LOG_SD (a width or depth without a
+    calibration does not hold: no tolerance is known there); the learning claims are orderings of
+    steps to the target loss, ReLU by a factor 2 fixed in advance; the net called faster must reach
+    the target ("not reached" is never faster, and two nets that never reach it are not ordered)."""
     table = spectrum_table(results)
     crit = table.merge(critical(results.runs)[["activation", "sigma_w2"]].drop_duplicates(),
                        on=["activation", "sigma_w2"])
@@ -205,7 +216,13 @@ def claims(results):
     crit["allowed"] = crit["init"].map(lambda i: TOLERANCE[_weights(i)])
     worst = crit.assign(excess=crit["error"].abs() / crit["allowed"]).sort_values("excess").iloc[-1]
     tanh = crit[crit["activation"] == "tanh"]
-    mean_error = (tanh["mean_s2"] / tanh["mean_theory"] - 1).abs().max()
+    width = int(results.runs["width"].iloc[0])
+    tanh = tanh.assign(log_error=np.log(tanh["mean_s2"] / tanh["mean_theory"]), allowed=[
+        3 * MEAN_S2_LOG_SD.get((_weights(i), int(d), width), np.nan) for i, d in zip(tanh["init"], tanh["depth"])])
+    mean_ok = bool(len(tanh) and (tanh["log_error"].abs() <= tanh["allowed"]).all())
+    mean_measured = "; ".join(
+        f"{i[:5]}. L={d}: {e:+.3f} (allowed ±{a:.3f})" if np.isfinite(a) else f"{i[:5]}. L={d}: {e:+.3f} (no calibration)"
+        for i, d, e, a in zip(tanh["init"], tanh["depth"], tanh["log_error"], tanh["allowed"]))
 
     best = learning_table(results)
     deep = best[(best["depth"] == deepest)].set_index(["activation", "init", "sigma_w2"])["time"]
@@ -233,17 +250,19 @@ def claims(results):
              measured=f"worst {worst['activation']} {worst['init']} L={worst['depth']}: {worst['nvar']:.3g} vs "
                       f"{worst['nvar_theory']:.3g} ({worst['error']:+.0%})",
              holds=bool((crit["error"].abs() <= crit["allowed"]).all())),
-        dict(claim="tanh: mean s² matches ∏ σ_w² μ₁(q_l) within 15 % (below 1: inputs start above q*; "
-                   "set on seeds 0–1, fails on held-out seeds 4–5)",
-             paper="mean s² = ∏ σ_w² μ₁(q_l) (1 at q*)", measured=f"worst error {mean_error:.1%}",
-             holds=bool(mean_error < 0.15)),
+        dict(claim="tanh: mean s² matches ∏ σ_w² μ₁(q_l) (below 1: inputs start above q*) within 3 seed-to-seed "
+                   "standard deviations of ln mean s², calibrated on seeds 10–29 (MEAN_S2_LOG_SD)",
+             paper="mean s² = ∏ σ_w² μ₁(q_l) (1 at q*)", measured=f"ln(measured/theory): {mean_measured}",
+             holds=mean_ok),
         dict(claim=f"depth {deepest}: orthogonal tanh reaches the target loss in fewer steps than Gaussian tanh "
                    f"(σ_w²={sw_tanh:g}, best learning rate each)",
              paper="isometric (orthogonal, critical tanh) nets learn faster",
-             measured=f"{steps(orth_t)} vs {steps(gauss_t)} steps", holds=bool(orth_t < gauss_t)),
+             measured=f"{steps(orth_t)} vs {steps(gauss_t)} steps",
+             holds=bool(np.isfinite(orth_t) and orth_t < gauss_t)),
         dict(claim=f"depth {deepest}: critical ReLU is ≥ 2× slower than orthogonal tanh (or never gets there)",
              paper="ReLU nets cannot be isometric and learn slower",
-             measured=f"ReLU {steps(relu_t)} vs {steps(orth_t)} steps", holds=bool(relu_t >= 2 * orth_t)),
+             measured=f"ReLU {steps(relu_t)} vs {steps(orth_t)} steps",
+             holds=bool(np.isfinite(orth_t) and relu_t >= 2 * orth_t)),
     ]
 
 

@@ -243,6 +243,9 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("ReLU training loss × 0.01 (it reaches the target at once)",
                      transform("curves", "train_loss", lambda v, rows: v * 0.01, runs_of(activation="relu")),
                      {6}, {0, 1, 2, 3, 4, 5}),
+        # the nets called faster never reach the target: neither learning claim may hold
+        Perturbation("every training loss × 100 (no net reaches the target)",
+                     transform("curves", "train_loss", lambda v, rows: v * 100), {5, 6}, {0, 1, 2, 3, 4}),
     ]),
     ("vanishing", "stored"): (3, [  # sigmoid shrinks > 4×/layer, ReLU + He flat, tanh ≫ sigmoid
         # claim 0 under the swap: tanh's factor is ≈ 1 at σ_w² = 1, the bound 1/4
