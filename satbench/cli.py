@@ -92,7 +92,7 @@ def main():
               help="results folder (default: results/<name>/<profile>)")
 @click.option("--max-chunk", type=click.IntRange(min=1), default=None, help="most configs per program call")
 @click.option("--memory-budget", default=None, metavar="SIZE",
-              help="device memory a chunk may take, per device: 2GB, 512MiB or 60%% (default 50%%)")
+              help="device memory a chunk may take, per device: 2GB, 512MiB or 60% (default 50%)")
 @click.option("--fresh", is_flag=True, help="discard results already in --out instead of resuming")
 @click.option("--no-plot", is_flag=True, help="skip the figures")
 @click.option("--no-bucketing", is_flag=True, help="one program per depth (no pad-and-mask)")
@@ -135,11 +135,12 @@ def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_b
     except RuntimeError as err:
         from satbench import engine
 
-        if not isinstance(err, engine.OutOfMemory):
+        if not isinstance(err, (engine.OutOfMemory, engine.DiskFull)):
             raise
         _fail(err, 1)
+    named = f"{exp.name} [{profile}]" if profile else exp.name
     click.echo(
-        f"{exp.name} [{profile}]: {summary.n_configs} configs ({summary.n_skipped} already done) "
+        f"{named}: {summary.n_configs} configs ({summary.n_skipped} already done) "
         f"in {summary.n_groups} programs; compile {summary.compile_s:.1f}s, run {summary.run_s:.1f}s -> {out}"
     )
     if not no_plot and (shard is None and process is None or process is not None and process[0] == 0):
@@ -166,7 +167,7 @@ def plot(experiment, profile, results):
         if not results.is_dir():
             raise spec.SpecError(f"--results {results}: no such folder; run `satbench run {experiment}` first")
         _plot(exp, results)
-    except (spec.SpecError, FileNotFoundError) as err:
+    except (spec.SpecError, OSError) as err:  # OSError: missing or damaged tables
         _fail(err)
 
 
@@ -239,8 +240,10 @@ def reproduce(names, all_, profile, results_root, data_dir):
         t0 = time.perf_counter()
         try:
             engine.run_experiment(exp, profile, out, progress=True, data_dir=data_dir)
-        except data.DataError as err:  # a file found by name but damaged
+        except (data.DataError, spec.SpecError) as err:  # a damaged data file, a busy --out
             _fail(err)
+        except (engine.OutOfMemory, engine.DiskFull) as err:
+            _fail(err, 1)
         _plot(exp, out)
         seconds = time.perf_counter() - t0
         click.echo(f"\n{exp.name} [{profile}] — {exp.reference} ({seconds:.0f} s)")

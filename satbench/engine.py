@@ -10,10 +10,12 @@ the manifest "interrupted"; the same command resumes.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -29,7 +31,7 @@ import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from satbench import __version__, data, executables, plan, probes, spec, store, train
+from satbench import __version__, data, executables, lock, plan, probes, spec, store, train
 from satbench import distributed as dist
 
 DEFAULT_MAX_CHUNK = {"cpu": 16}  # other platforms: memory bound, see plan
@@ -43,6 +45,26 @@ class OutputError(spec.SpecError):
 
 class OutOfMemory(RuntimeError):
     """A chunk of one config per device still ran out of device memory."""
+
+
+class DiskFull(RuntimeError):
+    """The results folder's disk filled up; finished parts are whole and a rerun resumes."""
+
+    def __init__(self, out: Path, finished: int, total: int):
+        super().__init__(f"--out {out}: disk full after {finished} of {total} configs finished; "
+                         "free space and rerun the same command to resume")
+
+
+@contextlib.contextmanager
+def disk_full_is_one_line(out: Path, configs: list):
+    """Turn a full disk anywhere in the sweep (a part, the manifest, the merge) into ``DiskFull``."""
+    try:
+        yield
+    except OSError as err:
+        if not store.is_disk_full(err):
+            raise
+        finished = len({c.config_id for c in configs} & store.finished_ids(out))
+        raise DiskFull(out, finished, len(configs)) from None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -153,15 +175,36 @@ def enable_compilation_cache() -> Path | None:
     return path
 
 
+#: executables compiled in this process, newest last: a second sweep in one session (a notebook,
+#: ``reproduce --all``, a test suite) over an identical program skips tracing and compiling
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+COMPILED_IN_MEMORY = 16
+
+
+def forget_compiled() -> None:
+    """Drop the executables kept in memory (``jax.clear_caches`` does not reach them)."""
+    _COMPILED.clear()
+
+
 def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, sharding=None):
-    """``jit(vmap(run))`` for one program, lowered and compiled for ``chunk`` lanes (or loaded from
-    ``satbench.executables`` when this exact program was compiled before on one device)."""
+    """``jit(vmap(run))`` for one program, lowered and compiled for ``chunk`` lanes (or reused
+    from this process, or loaded from ``satbench.executables`` when this exact program was
+    compiled before on one device)."""
+    memo = (executables.key(program, chunk, dataset), repr(sharding))
+    if memo in _COMPILED:
+        _COMPILED.move_to_end(memo)
+        return _COMPILED[memo]
     fn = jax.jit(jax.vmap(functools.partial(train.run, program), in_axes=(0, None)))
     example = lanes_for([], program, chunk, sharding)
     compile_fn = lambda: fn.lower(example, dataset).compile()  # noqa: E731
     if sharding is not None:  # multi-device executables are not cached on disk
-        return compile_fn()
-    return executables.load_or_compile(program, chunk, dataset, compile_fn)
+        compiled = compile_fn()
+    else:
+        compiled = executables.load_or_compile(program, chunk, dataset, compile_fn)
+    _COMPILED[memo] = compiled
+    while len(_COMPILED) > COMPILED_IN_MEMORY:
+        _COMPILED.popitem(last=False)
+    return compiled
 
 
 def unfinished(groups: list, done: set) -> list:
@@ -379,8 +422,8 @@ def _versions() -> dict:
     return out
 
 
-def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: bool) -> None:
-    """Check the output folder before any work; refuse a changed spec over old results."""
+def ensure_folder(out: Path) -> None:
+    """Create ``out`` if needed and check that it can be written, before any work."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: exists and is not a folder")
     try:
@@ -390,7 +433,17 @@ def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: 
         probe_file.unlink()
     except OSError as err:
         raise OutputError(f"--out {out}: not writable ({err.strerror})") from None
-    manifest = store.read_manifest(out)
+
+
+def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: bool) -> None:
+    """Refuse a changed spec over old results; set aside parts damaged on disk (their configs are
+    computed again). Runs under the folder's lock."""
+    try:
+        manifest = store.read_manifest(out)
+    except store.CorruptManifest as err:
+        if not fresh:
+            raise OutputError(str(err)) from None
+        manifest = None
     has_results = bool(store.part_dirs(out)) or (out / "runs.parquet").exists()
     if not fresh and has_results and manifest is not None:
         if manifest.get("spec_hash") != exp.spec_hash(profile) or manifest.get("experiment") != exp.name:
@@ -405,6 +458,16 @@ def prepare_output(out: Path, exp: spec.Experiment, profile: str | None, fresh: 
     store.remove_unfinished(out)
     if fresh:
         store.clear(out)
+    for note in store.quarantine_corrupt_parts(out):
+        tqdm.write(f"satbench: warning: {note}", file=sys.stderr)
+
+
+def _old_manifest(path: Path) -> dict | None:
+    """This slice's manifest from an earlier run (None if none); a damaged one is one line."""
+    try:
+        return store.read_json(path) if path.exists() else None
+    except store.CorruptManifest as err:
+        raise OutputError(str(err)) from None
 
 
 def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_chunk: int | None = None,
@@ -435,122 +498,129 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
             raise OutputError("--fresh with --shard would delete other shards' results; clear --out first")
         configs = plan.shard_slice(configs, *shard)
     datasets = load_datasets(configs, data_dir)
-    prepare_output(out, exp, profile, fresh)
-    cache_dir = enable_compilation_cache()
-    done = store.finished_ids(out)
-    todo = [c for c in configs if c.config_id not in done]
+    ensure_folder(out)
+    with lock.hold(out, shard), disk_full_is_one_line(out, configs):
+        prepare_output(out, exp, profile, fresh)
+        cache_dir = enable_compilation_cache()
+        done = store.finished_ids(out)
+        todo = [c for c in configs if c.config_id not in done]
 
-    devices = jax.local_devices()
-    n_dev = len(devices)
-    platform_name = devices[0].platform
-    if max_chunk is None:
-        max_chunk = DEFAULT_MAX_CHUNK.get(platform_name, FALLBACK_MAX_CHUNK)
-    budget, budget_source = budget_per_device(devices, memory_budget, memory_fraction)
-    groups = unfinished(plan.make_plan(configs, max_chunk=max_chunk, n_devices=n_dev, bucketing=bucketing,
-                                       memory_budget=budget), done)
-    sharding = replicated = None
-    if n_dev > 1:
-        mesh = Mesh(np.array(devices), ("config",))
-        sharding = NamedSharding(mesh, PartitionSpec("config"))
-        replicated = NamedSharding(mesh, PartitionSpec())
+        devices = jax.local_devices()
+        n_dev = len(devices)
+        platform_name = devices[0].platform
+        if max_chunk is None:
+            max_chunk = DEFAULT_MAX_CHUNK.get(platform_name, FALLBACK_MAX_CHUNK)
+        budget, budget_source = budget_per_device(devices, memory_budget, memory_fraction)
+        groups = unfinished(plan.make_plan(configs, max_chunk=max_chunk, n_devices=n_dev, bucketing=bucketing,
+                                           memory_budget=budget), done)
+        sharding = replicated = None
+        if n_dev > 1:
+            mesh = Mesh(np.array(devices), ("config",))
+            sharding = NamedSharding(mesh, PartitionSpec("config"))
+            replicated = NamedSharding(mesh, PartitionSpec())
 
-    manifest = {
-        "experiment": exp.name,
-        "source": exp.source,
-        "profile": profile,
-        "shard": list(shard) if shard else None,
-        "process": list(process) if process else None,
-        "spec_hash": exp.spec_hash(profile),
-        "spec": {"fixed": exp.resolve(profile)[0], "grid": exp.resolve(profile)[1]},
-        "n_configs": len(configs),
-        "versions": _versions(),
-        "devices": [str(d) for d in devices],
-        "datasets": _dataset_records(datasets),
-        "memory_budget": {"bytes_per_device": budget, "source": budget_source},
-        "max_chunk": max_chunk,
-        "compilation_cache": str(cache_dir) if cache_dir else None,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "status": "running",
-        "groups": [],
-    }
-    manifest_path = out / store.manifest_name(shard)
-    old = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
-    if old and not fresh and old.get("spec_hash") == manifest["spec_hash"]:
-        manifest["groups"] = old.get("groups", [])
-    store.atomic_write_json(manifest, manifest_path)
-
-    total_compile = total_run = 0.0
-    bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
-    try:
-        theory_rows = theory_columns(pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
-        for gi, group in enumerate(groups):
-            prog = group.program
-            label = program_label(prog)
-            dataset = train.data_arrays(datasets[(prog.dataset, prog.preprocess, prog.train_subset)])
-            if replicated is not None:
-                dataset = jax.device_put(dataset, replicated)
-            size, compiled, halvings, n_chunks = group.chunk_size, None, 0, 0
-            compile_s = run_s = 0.0
-            remaining = list(group.configs)
-            while remaining:
-                chunk = remaining[:size]
-                try:
-                    if compiled is None:
-                        bar.set_description(f"[{gi + 1}/{len(groups)}] compile {label}")
-                        t0 = time.perf_counter()
-                        compiled = compiled_sweep(prog, size, dataset, sharding)
-                        compile_s += time.perf_counter() - t0
-                        bar.set_description(f"[{gi + 1}/{len(groups)}] run {label}")
-                    lanes = lanes_for(chunk, prog, size, sharding)
-                    t1 = time.perf_counter()
-                    record = jax.device_get(compiled(lanes, dataset))
-                except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
-                    if not is_out_of_memory(err):
-                        raise
-                    smaller = plan.halve_chunk(size, n_dev)
-                    if smaller is None:
-                        raise OutOfMemory(f"{label}: out of device memory even at {size} config(s) per call on "
-                                          f"{n_dev} device(s); lower width, batch_size or probe_batch") from err
-                    tqdm.write(f"satbench: {label}: out of memory at {size} configs per call; "
-                               f"recompiling for {smaller}", file=sys.stderr)
-                    size, compiled, halvings = smaller, None, halvings + 1
-                    continue
-                seconds = time.perf_counter() - t1
-                run_s += seconds
-                tables = record_tables(prog, chunk, record, exp.name, seconds, theory_rows)
-                store.write_part(out, _part_id(chunk), tables)
-                remaining = remaining[len(chunk):]
-                n_chunks += 1
-                bar.update(len(chunk))
-                bar.set_postfix(configs_per_s=f"{len(chunk) / max(seconds, 1e-9):.1f}")
-            total_compile += compile_s
-            total_run += run_s
-            manifest["groups"].append({
-                "program": label, "layers": prog.arch.layers, "masked": prog.masked,
-                "depths": sorted({c["depth"] for c in group.configs}),
-                "n_configs": len(group.configs), "chunk_size": size, "chunks": n_chunks,
-                "planned_chunk_size": group.chunk_size, "oom_halvings": halvings,
-                "bytes_per_config": group.config_bytes, "fixed_bytes": group.fixed_bytes,
-                "budget_bytes": group.budget_bytes,
-                "compile_s": round(compile_s, 3), "run_s": round(run_s, 3),
-            })
-            store.atomic_write_json(manifest, manifest_path)
-    except KeyboardInterrupt:
-        ids = {c.config_id for c in configs}
-        finished = len(ids & store.finished_ids(out))
-        manifest.update(status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S"), n_finished=finished)
+        manifest = {
+            "experiment": exp.name,
+            "source": exp.source,
+            "profile": profile,
+            "shard": list(shard) if shard else None,
+            "process": list(process) if process else None,
+            "spec_hash": exp.spec_hash(profile),
+            "spec": {"fixed": exp.resolve(profile)[0], "grid": exp.resolve(profile)[1]},
+            "n_configs": len(configs),
+            "versions": _versions(),
+            "devices": [str(d) for d in devices],
+            "datasets": _dataset_records(datasets),
+            "memory_budget": {"bytes_per_device": budget, "source": budget_source},
+            "max_chunk": max_chunk,
+            "compilation_cache": str(cache_dir) if cache_dir else None,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "status": "running",
+            "groups": [],
+        }
+        manifest_path = out / store.manifest_name(shard)
+        old = _old_manifest(manifest_path)
+        if old and not fresh and old.get("spec_hash") == manifest["spec_hash"]:
+            manifest["groups"] = old.get("groups", [])
         store.atomic_write_json(manifest, manifest_path)
-        raise Interrupted(out, finished, len(configs)) from None
-    finally:
-        bar.close()
 
-    if process is not None:  # every slice is written: the first process merges them all
-        dist.barrier("satbench-sweep-finished")
-        if process[0] == 0:
+        total_compile = total_run = 0.0
+        bar = tqdm(total=len(todo), unit="config", disable=not progress, dynamic_ncols=True)
+        background = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        try:
+            # the mean-field solve compiles its own programs (seconds per activation): a second
+            # thread does it while the first sweep program compiles (XLA releases the GIL)
+            mean_field = background.submit(theory_columns,
+                                       pd.DataFrame([{"config_id": c.config_id, **c.values} for c in todo]))
+            for gi, group in enumerate(groups):
+                prog = group.program
+                label = program_label(prog)
+                dataset = train.data_arrays(datasets[(prog.dataset, prog.preprocess, prog.train_subset)])
+                if replicated is not None:
+                    dataset = jax.device_put(dataset, replicated)
+                size, compiled, halvings, n_chunks = group.chunk_size, None, 0, 0
+                compile_s = run_s = 0.0
+                remaining = list(group.configs)
+                while remaining:
+                    chunk = remaining[:size]
+                    try:
+                        if compiled is None:
+                            bar.set_description(f"[{gi + 1}/{len(groups)}] compile {label}")
+                            t0 = time.perf_counter()
+                            compiled = compiled_sweep(prog, size, dataset, sharding)
+                            compile_s += time.perf_counter() - t0
+                            bar.set_description(f"[{gi + 1}/{len(groups)}] run {label}")
+                        lanes = lanes_for(chunk, prog, size, sharding)
+                        t1 = time.perf_counter()
+                        record = jax.device_get(compiled(lanes, dataset))
+                    except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
+                        if not is_out_of_memory(err):
+                            raise
+                        smaller = plan.halve_chunk(size, n_dev)
+                        if smaller is None:
+                            raise OutOfMemory(f"{label}: out of device memory even at {size} config(s) per call on "
+                                              f"{n_dev} device(s); lower width, batch_size or probe_batch") from err
+                        tqdm.write(f"satbench: {label}: out of memory at {size} configs per call; "
+                                   f"recompiling for {smaller}", file=sys.stderr)
+                        size, compiled, halvings = smaller, None, halvings + 1
+                        continue
+                    seconds = time.perf_counter() - t1
+                    run_s += seconds
+                    tables = record_tables(prog, chunk, record, exp.name, seconds, mean_field.result())
+                    store.write_part(out, _part_id(chunk), tables)
+                    remaining = remaining[len(chunk):]
+                    n_chunks += 1
+                    bar.update(len(chunk))
+                    bar.set_postfix(configs_per_s=f"{len(chunk) / max(seconds, 1e-9):.1f}")
+                total_compile += compile_s
+                total_run += run_s
+                manifest["groups"].append({
+                    "program": label, "layers": prog.arch.layers, "masked": prog.masked,
+                    "depths": sorted({c["depth"] for c in group.configs}),
+                    "n_configs": len(group.configs), "chunk_size": size, "chunks": n_chunks,
+                    "planned_chunk_size": group.chunk_size, "oom_halvings": halvings,
+                    "bytes_per_config": group.config_bytes, "fixed_bytes": group.fixed_bytes,
+                    "budget_bytes": group.budget_bytes,
+                    "compile_s": round(compile_s, 3), "run_s": round(run_s, 3),
+                })
+                store.atomic_write_json(manifest, manifest_path)
+        except KeyboardInterrupt:
+            ids = {c.config_id for c in configs}
+            finished = len(ids & store.finished_ids(out))
+            manifest.update(status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S"), n_finished=finished)
+            store.atomic_write_json(manifest, manifest_path)
+            raise Interrupted(out, finished, len(configs)) from None
+        finally:
+            background.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+
+        if process is not None:  # every slice is written: the first process merges them all
+            dist.barrier("satbench-sweep-finished")
+            if process[0] == 0:
+                store.consolidate(out)
+        elif shard is None:  # shards leave the merge to load_results (others may still be running)
             store.consolidate(out)
-    elif shard is None:  # shards leave the merge to load_results (others may still be running)
-        store.consolidate(out)
-    manifest.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    compile_s=round(total_compile, 3), run_s=round(total_run, 3))
-    store.atomic_write_json(manifest, manifest_path)
-    return SweepSummary(out, len(configs), len(configs) - len(todo), len(groups), total_compile, total_run)
+        manifest.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        compile_s=round(total_compile, 3), run_s=round(total_run, 3))
+        store.atomic_write_json(manifest, manifest_path)
+        return SweepSummary(out, len(configs), len(configs) - len(todo), len(groups), total_compile, total_run)

@@ -12,19 +12,28 @@ A chunk's folder is built under a temporary name, fsynced and renamed into
 place, so a part is either whole or absent; a config is finished exactly
 when its part exists. A killed sweep resumes by skipping finished config
 ids, and ``load_results`` merges the parts whether or not the final merge ran.
+
+Every Parquet file carries a CRC-32 checksum per page, verified on every read:
+a part damaged on disk after it was written (bit rot, a bad copy) is moved
+aside as ``parts/.corrupt-<part_id>`` with a one-line warning, and a rerun
+computes its configs again instead of reading wrong numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 TABLES = ("runs", "layers", "curves")
 OPTIONAL_TABLES = ("spectra", "histograms")  # written only by sweeps that probe them
@@ -59,9 +68,57 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_parquet_synced(df: pd.DataFrame, path: Path) -> None:
-    df.to_parquet(path, index=False)
+    df.to_parquet(path, index=False, write_page_checksum=True)
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the disk (or the user's quota) is full."""
+    return isinstance(err, OSError) and (err.errno in (errno.ENOSPC, errno.EDQUOT)
+                                         or "No space left on device" in str(err))
+
+
+class CorruptFile(OSError):
+    """A Parquet file that fails its page checksums or cannot be decoded."""
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet table, its page checksums verified (files written before checksums read as is)."""
+    try:
+        table = pq.read_table(path, columns=columns, page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as err:
+        if isinstance(err, (FileNotFoundError, PermissionError)):
+            raise
+        raise CorruptFile(f"{path}: {' '.join(str(err).split())[:200]}") from None
+    return table.to_pandas()
+
+
+def verify_part(part: Path) -> str | None:
+    """None if every table of ``part`` reads back with valid checksums, else what failed."""
+    for path in sorted(part.glob("*.parquet")):
+        try:
+            read_parquet(path)
+        except CorruptFile:
+            return path.name
+    if not (part / "runs.parquet").exists():
+        return "runs.parquet missing"
+    return None
+
+
+def quarantine_corrupt_parts(out: Path) -> list[str]:
+    """Move every part that fails verification to ``parts/.corrupt-<id>`` (kept for inspection,
+    ignored by readers, so its configs count as unfinished); one warning line per part."""
+    notes = []
+    for part in part_dirs(out):
+        problem = verify_part(part)
+        if problem is None:
+            continue
+        target = part.with_name(f".corrupt-{part.name}-{int(time.time())}")
+        os.rename(part, target)
+        notes.append(f"{part}: {problem} failed its checksum; moved to {target.name}, "
+                     "its configs will be computed again")
+    return notes
 
 
 def write_part(out: Path, part_id: str, tables: dict[str, pd.DataFrame]) -> Path:
@@ -109,18 +166,35 @@ def part_dirs(out: Path) -> list[Path]:
 
 
 def finished_ids(out: Path) -> set[str]:
-    """config_ids whose part has been written."""
+    """config_ids whose part has been written (a part that fails its checksums is unfinished)."""
     ids: set[str] = set()
     for part in part_dirs(out):
-        ids.update(pd.read_parquet(part / "runs.parquet", columns=["config_id"])["config_id"])
+        try:
+            ids.update(read_parquet(part / "runs.parquet", columns=["config_id"])["config_id"])
+        except CorruptFile:
+            continue
     return ids
 
 
-def _read_table(out: Path, name: str, required: bool = True) -> pd.DataFrame:
-    parts = part_dirs(out)
-    if parts:
-        files = [p / f"{name}.parquet" for p in parts if (p / f"{name}.parquet").exists()]
-        frames = [pd.read_parquet(f) for f in files]
+def _read_parts(out: Path, names: tuple[str, ...]) -> dict[str, list[pd.DataFrame]]:
+    """Each table's frames over the finished parts; a part that fails its checksums is skipped
+    whole (with one warning line), so the tables never mix a part's runs with another's layers."""
+    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in names}
+    for part in part_dirs(out):
+        try:
+            tables = {name: read_parquet(part / f"{name}.parquet") for name in names
+                      if (part / f"{name}.parquet").exists()}
+        except CorruptFile as err:
+            sys.stderr.write(f"satbench: warning: {err}; part skipped (a rerun of the sweep "
+                             "computes its configs again)\n")
+            continue
+        for name, df in tables.items():
+            frames[name].append(df)
+    return frames
+
+
+def _merge(out: Path, name: str, frames: list[pd.DataFrame], from_parts: bool, required: bool) -> pd.DataFrame:
+    if from_parts:
         nonempty = [f for f in frames if len(f)]
         if nonempty:
             return pd.concat(nonempty, ignore_index=True)
@@ -128,7 +202,7 @@ def _read_table(out: Path, name: str, required: bool = True) -> pd.DataFrame:
             return frames[0]
     merged = Path(out) / f"{name}.parquet"
     if merged.exists():
-        return pd.read_parquet(merged)
+        return read_parquet(merged)
     if not required:
         return pd.DataFrame()
     raise FileNotFoundError(f"no satbench results in {out} (expected {PARTS}/ or {name}.parquet)")
@@ -139,9 +213,11 @@ def load_results(out) -> Results:
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"results folder not found: {out}")
-    tables = {name: _read_table(out, name) for name in TABLES}
-    spectra = _read_table(out, "spectra", required=False)
-    histograms = _read_table(out, "histograms", required=False)
+    from_parts = bool(part_dirs(out))
+    frames = _read_parts(out, TABLES + OPTIONAL_TABLES) if from_parts else {}
+    tables = {name: _merge(out, name, frames.get(name, []), from_parts, name in TABLES)
+              for name in TABLES + OPTIONAL_TABLES}
+    spectra, histograms = tables["spectra"], tables["histograms"]
     runs = tables["runs"].drop_duplicates("config_id", keep="first")
     sort = lambda df, keys: df.sort_values(keys, kind="stable").reset_index(drop=True)  # noqa: E731
     spectra_keys = ["config_id", "step", "sample", "index"]
@@ -165,25 +241,49 @@ def consolidate(out: Path) -> None:
             atomic_write_parquet(df, Path(out) / f"{name}.parquet")
 
 
+def _replace_atomically(path: Path, write) -> None:
+    """``write(tmp)`` then rename over ``path``; on any failure (a full disk) no temporary is left."""
+    tmp = Path(path).with_name(f".tmp-{Path(path).name}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    _write_parquet_synced(df, tmp)
-    os.replace(tmp, path)
+    _replace_atomically(path, lambda tmp: _write_parquet_synced(df, tmp))
 
 
 def atomic_write_json(obj, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    _replace_atomically(path, write)
 
 
 def manifest_name(shard: tuple[int, int] | None) -> str:
     """``manifest.json``, or one file per shard so shards never write the same file."""
     return MANIFEST if shard is None else f"manifest-shard-{shard[0]}-of-{shard[1]}.json"
+
+
+class CorruptManifest(ValueError):
+    """A manifest that is not valid JSON (one line: where, what to do)."""
+
+
+def read_json(path: Path) -> dict:
+    try:
+        value = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptManifest(f"{path}: not valid JSON ({err}); delete it, or use --fresh to replace "
+                              "the folder's results") from None
+    if not isinstance(value, dict):
+        raise CorruptManifest(f"{path}: not a satbench manifest; delete it, or use --fresh")
+    return value
 
 
 def read_manifest(out: Path) -> dict | None:
@@ -192,7 +292,7 @@ def read_manifest(out: Path) -> dict | None:
     candidates = [out / MANIFEST, *sorted(out.glob("manifest-shard-*.json"))] if out.is_dir() else []
     for path in candidates:
         if path.exists():
-            return json.loads(path.read_text())
+            return read_json(path)
     return None
 
 
