@@ -775,7 +775,7 @@ def summaries(act: str, sigma_w2, sigma_b2, *, x64: bool = True, tol: float = 1e
     ``sigma_w2``/``sigma_b2`` broadcast against each other; returns a dict of
     1-D numpy arrays (sigma_w2, sigma_b2, q_star, chi1, chi_c, c_star, xi_q,
     xi_c, phase), ready for ``pandas.DataFrame``. Computed in float64 unless
-    ``x64=False``. Cost: ~2 s to compile per (activation, batch bucket), then
+    ``x64=False``. Cost: several seconds to compile per (activation, batch bucket), then
     ~10–40 ms per config on 2 CPU cores (the c* Newton loop dominates).
     """
     w, b = np.broadcast_arrays(np.asarray(sigma_w2, np.float64), np.asarray(sigma_b2, np.float64))
@@ -783,9 +783,11 @@ def summaries(act: str, sigma_w2, sigma_b2, *, x64: bool = True, tol: float = 1e
     n = len(w)
     if n == 0:
         raise ValueError("summaries needs at least one config")
-    # pad to a power of two with copies of the first config: one compilation
-    # serves tables of similar length, and copies add no loop iterations
-    size = 1 if n == 1 else 1 << (n - 1).bit_length()
+    # pad with copies of the first config (they add no loop iterations) to 16, 64, 256, ...:
+    # one compilation (seconds) serves most sweeps, and a lane costs ~30 ms
+    size = 16
+    while size < n:
+        size *= 4
     pad = lambda v: np.concatenate([v, np.full(size - n, v[0])])  # noqa: E731
     with jax.enable_x64(x64):
         out = _summaries_batched(act, jnp.asarray(pad(w), _ftype()), jnp.asarray(pad(b), _ftype()))

@@ -15,6 +15,7 @@ from satbench import data, engine, executables, models, store, train
 def cache(tmp_path, monkeypatch):
     folder = tmp_path / executables.SUBDIR
     monkeypatch.setattr(executables, "cache_dir", lambda: folder)
+    engine.forget_compiled()  # compiled_sweep must reach the disk cache, not this process's memory
     return folder
 
 
