@@ -4,7 +4,7 @@ statement the perturbation makes false report ``holds = False``, one by one, and
 read none of the perturbed columns still hold. A ``claims()`` that always said "holds" would fail
 here; ``satbench reproduce`` exits 1 and names the failed claims.
 
-The results are the ones test_reproduce.py checks (the session-scoped ``reproduce`` fixture runs
+The results are the ones whose claims must all PASS (below) (the session-scoped ``reproduce`` fixture runs
 each reproduction once); vanishing and signal_propagation, whose quick profiles take minutes, use
 the stored tables of tests/data (tests/data/make_fixtures.py, a tiny sweep on which they hold).
 
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import SLOW_REPRODUCTIONS
 
 from satbench import cli, engine, plots, spec, store
 
@@ -154,7 +155,7 @@ def chi1_reversed_within_activation(results):
 
 
 # (experiment, profile): number of claims, perturbations. Profiles are the default-run rows of
-# test_reproduce.py; "stored" reads tests/data/<experiment>/.
+# the PASS table below; "stored" reads tests/data/<experiment>/.
 CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
     ("he2015", "quick"): (4, [  # He flat, Xavier halves, He trains, Xavier stalls
         Perturbation("init labels he <-> gaussian", swap("init", "he", "gaussian"), {0, 1, 2, 3}),
@@ -283,7 +284,8 @@ def _results(reproduce, name: str, profile: str) -> tuple[store.Results, list[di
     return _loaded[name, profile]
 
 
-PARAMS = [pytest.param(name, profile, i, id=f"{name}-{profile}-{i}")
+PARAMS = [pytest.param(name, profile, i, id=f"{name}-{profile}-{i}",
+                       marks=[pytest.mark.slow] if (name, profile) in SLOW_REPRODUCTIONS else [])
           for (name, profile), (_, perturbations) in CASES.items() for i in range(len(perturbations))]
 
 
@@ -348,3 +350,56 @@ def test_reproduce_exits_1_and_names_each_failed_claim(reproduce, tmp_path):
     assert "4 claim(s) did not hold" in r.stderr, r.stderr
     for claim in expected:
         assert f"he2015: {claim}" in r.stderr, (claim, r.stderr)
+
+
+# --- every reproduction end to end through ``satbench reproduce``: each claim PASSes --------------
+# One row per (experiment, profile): the quick profile or, where that takes over a minute on 2 cores,
+# a reduced profile (test, row60, sigmoid32) whose claims are the same statements on fewer configs.
+# The default run holds the rows not in SLOW_REPRODUCTIONS (conftest.py); -m slow runs the others.
+slow = pytest.mark.slow
+
+# (experiment, profile, number of claims): what each claim says is in REPRODUCTIONS.md
+REPRODUCTIONS = [
+    # 30-layer ReLU: He init keeps the variance flat and trains, Xavier halves it per layer and stalls
+    ("he2015", "quick", 4),
+    # Fig. 2 (top sigmoid layer saturates near 0, tanh learns) and Figs. 6-7 (gradients shrink toward
+    # the input under standard init, not normalised init)
+    ("glorot2010", "quick", 8),
+    # the quick grid's L = 60 row: beyond 6ξ_c (σ_w² = 1 and 4) near chance, near-critical σ_w² trains
+    ("schoenholz2017", "row60", 3),
+    # SELU at σ_w² = 1, width 512, depth 32: per-layer mean within ±0.03, variance within [0.9, 1.1]
+    ("klambauer2017", "quick", 2),
+    # SNNs train smoothly and beat ReLU + BN at depth 32; plain ReLU with standard init stays at chance
+    ("klambauer2017_training", "test", 4),
+    pytest.param("klambauer2017_training", "quick", 4, marks=slow),
+    # Fig. 1, 3×100 sigmoid: BN ahead early and no worse at the end, its unit's input band steady
+    ("ioffe2015", "quick", 4),
+    # depth 8 vs 32: the plain net degrades, the residual net does not
+    ("he2016", "test", 3),
+    pytest.param("he2016", "quick", 3, marks=slow),
+    # plain sigmoid fails at depth 32, BatchNorm and residual connections train
+    ("remedies", "sigmoid32", 3),
+    # ReLU + He init at init: Var[ln q_L/q_1]/β ≈ 5, one line in β, mean ≈ −5β/2
+    ("hanin2018", "quick", 3),
+    # deep linear nets: orthogonal learning time flat in depth, Gaussian ≥ 2× slower at 32, best rate
+    # ∝ 1/depth, spectra of the weight product (orthogonal all 1, Gaussian var s² ≈ L − 1)
+    ("saxe2014", "test", 6),
+    pytest.param("saxe2014", "quick", 6, marks=slow),
+    # depth 32: orthogonal tanh near-isometric, Gaussian tanh and ReLU wide, theory along the q_l path,
+    # orthogonal tanh learns fastest and critical ReLU slowest
+    ("pennington2017", "test", 7),
+    pytest.param("pennington2017", "quick", 7, marks=slow),
+]
+
+
+def _marked(row):
+    """Those in SLOW_REPRODUCTIONS run only under -m slow."""
+    values, marks = (row, ()) if type(row) is tuple else (row.values, row.marks)
+    marks = [*marks] + ([slow] if values[:2] in SLOW_REPRODUCTIONS else [])
+    return pytest.param(*values, marks=marks)
+
+
+@pytest.mark.parametrize("name, profile, n_claims", [_marked(row) for row in REPRODUCTIONS])
+def test_reproduction_passes_every_claim(reproduce, name, profile, n_claims):
+    out = reproduce(name, profile).output
+    assert out.count("PASS") == n_claims and "FAIL" not in out, out

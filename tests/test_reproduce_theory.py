@@ -1,6 +1,6 @@
 """Claims checked at initialisation only, on sweeps built here from a shipped experiment's grid:
 Glorot & Bengio's Figs. 6-7 and Schoenholz et al.'s gradient depth scale (their experiments
-train for minutes; ``test_reproduce.py`` runs them whole)."""
+train for minutes; ``test_claims_fail.py`` runs them whole)."""
 
 import dataclasses
 
