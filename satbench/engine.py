@@ -55,6 +55,11 @@ class DiskFull(RuntimeError):
                          "free space and rerun the same command to resume")
 
 
+def _n_finished(out: Path, configs: list) -> int:
+    """How many of ``configs`` have a finished part in ``out`` (for the stop messages)."""
+    return len({c.config_id for c in configs} & store.finished_ids(out))
+
+
 @contextlib.contextmanager
 def disk_full_is_one_line(out: Path, configs: list):
     """Turn a full disk anywhere in the sweep (a part, the manifest, the merge) into ``DiskFull``."""
@@ -63,8 +68,7 @@ def disk_full_is_one_line(out: Path, configs: list):
     except OSError as err:
         if not store.is_disk_full(err):
             raise
-        finished = len({c.config_id for c in configs} & store.finished_ids(out))
-        raise DiskFull(out, finished, len(configs)) from None
+        raise DiskFull(out, _n_finished(out, configs), len(configs)) from None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -605,8 +609,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
                 })
                 store.atomic_write_json(manifest, manifest_path)
         except KeyboardInterrupt:
-            ids = {c.config_id for c in configs}
-            finished = len(ids & store.finished_ids(out))
+            finished = _n_finished(out, configs)
             manifest.update(status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S"), n_finished=finished)
             store.atomic_write_json(manifest, manifest_path)
             raise Interrupted(out, finished, len(configs)) from None

@@ -15,7 +15,7 @@ ids, and ``load_results`` merges the parts whether or not the final merge ran.
 
 Every Parquet file carries a CRC-32 checksum per page, verified on every read:
 a part damaged on disk after it was written (bit rot, a bad copy) is moved
-aside as ``parts/.corrupt-<part_id>`` with a one-line warning, and a rerun
+aside as ``parts/.corrupt-<part_id>-<time>`` with a one-line warning, and a rerun
 computes its configs again instead of reading wrong numbers.
 """
 
@@ -107,7 +107,7 @@ def verify_part(part: Path) -> str | None:
 
 
 def quarantine_corrupt_parts(out: Path) -> list[str]:
-    """Move every part that fails verification to ``parts/.corrupt-<id>`` (kept for inspection,
+    """Move every part that fails verification to ``parts/.corrupt-<id>-<time>`` (kept for inspection,
     ignored by readers, so its configs count as unfinished); one warning line per part."""
     notes = []
     for part in part_dirs(out):

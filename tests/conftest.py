@@ -83,12 +83,25 @@ def assert_same_results(got, want, ids=None):
 
 
 #: reproductions run end to end only under ``-m slow`` (with their claims' perturbation tests): each
-#: compiles several deep programs, a minute or more on 2 cores, which the default run (≈ 12 minutes
-#: on CI's 2 cores) cannot afford for all of them. The default run keeps he2015, klambauer2017 and
+#: compiles several deep programs, a minute or more on 2 cores, which the default run (meant to take
+#: about 12 minutes on CI's 2 cores) cannot afford for all of them. The default run keeps he2015, klambauer2017 and
 #: remedies' sigmoid32 end to end; every figure renders there from stored tables (test_figures.py).
 SLOW_REPRODUCTIONS = {("glorot2010", "quick"), ("schoenholz2017", "row60"), ("klambauer2017_training", "test"),
                       ("ioffe2015", "quick"), ("he2016", "test"), ("hanin2018", "quick"), ("saxe2014", "test"),
                       ("pennington2017", "test")}
+
+
+def assert_identical_results(got, want):
+    """``got`` and ``want`` hold the same rows with every number equal bit for bit (wall-clock
+    timings aside): what a resumed or recomputed sweep must give against an uninterrupted one."""
+    import pandas as pd
+
+    for table in ("runs", "layers", "curves"):
+        a, b = getattr(got, table), getattr(want, table)
+        keys = [k for k in ("config_id", "step", "layer") if k in a.columns]
+        a, b = (df.sort_values(keys).reset_index(drop=True).drop(columns=["time_per_step_s"], errors="ignore")
+                for df in (a, b))
+        pd.testing.assert_frame_equal(a, b[a.columns], check_exact=True)
 
 
 class Reproduction(typing.NamedTuple):

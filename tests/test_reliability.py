@@ -9,11 +9,10 @@ import subprocess
 import sys
 import textwrap
 
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import TINY
+from conftest import TINY, assert_identical_results
 
 from satbench import cli, lock, store
 
@@ -30,15 +29,6 @@ def _one_line(result, code):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("satbench: error: "), lines
     return lines[0]
-
-
-def _assert_equal(got, want):
-    for table in ("runs", "layers", "curves"):
-        a, b = getattr(got, table), getattr(want, table)
-        keys = [k for k in ("config_id", "step", "layer") if k in a.columns]
-        a, b = (df.sort_values(keys).reset_index(drop=True).drop(columns=["time_per_step_s"], errors="ignore")
-                for df in (a, b))
-        pd.testing.assert_frame_equal(a, b[a.columns], check_exact=True)  # every number, bit for bit
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +63,7 @@ def test_a_full_disk_is_one_line_keeps_finished_parts_and_a_rerun_resumes_exactl
     monkeypatch.setattr(store, "_write_parquet_synced", write)
     result = _cli("run", path, "--out", out, *ARGS)
     assert result.exit_code == 0 and "(4 already done)" in result.output
-    _assert_equal(store.load_results(out), want)
+    assert_identical_results(store.load_results(out), want)
 
 
 def _hold_in_another_process(out, shard=None):
@@ -162,7 +152,7 @@ def test_a_part_damaged_on_disk_is_reported_in_one_line_and_recomputed(finished,
     assert warnings == [f"satbench: warning: {part}: layers.parquet failed its checksum; moved to "
                         f"{warnings[0].split('moved to ')[1].split(',')[0]}, its configs will be computed again"]
     assert "(6 already done)" in result.output
-    _assert_equal(store.load_results(out), want)
+    assert_identical_results(store.load_results(out), want)
 
 
 def test_a_damaged_manifest_is_one_line_unless_fresh(finished, tmp_path):
