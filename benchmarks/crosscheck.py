@@ -96,10 +96,10 @@ def satbench_start(wl, arrays, activation, depth, program_depth, sigma_w2, seed,
     into a deeper program (``program_depth``) uses that program's first layers."""
     import jax
 
-    from satbench import models, train
+    from satbench import mlp, models, train
 
     n_in, n_out = arrays["x_train"].shape[1], int(arrays["n_classes"])
-    arch = models.Architecture(n_in=n_in, n_out=n_out, width=wl.width, depth=program_depth,
+    arch = mlp.Architecture(n_in=n_in, n_out=n_out, width=wl.width, depth=program_depth,
                                activation=activation, init=workloads.INIT)
     init_key, batch_key = jax.random.split(jax.random.key(seed, impl=train.PRNG_IMPL))
     _, state = models.init_state(arch, init_key, np.float32(sigma_w2), np.float32(workloads.SIGMA_B2))

@@ -273,7 +273,7 @@ def list_(data_dir):
         f"max|φ'|={activations.max_abs_derivative(n):.4g}  {activations.get_entry(n).doc}"
         for n in activations.known_activations()
     ])
-    section("inits", [f"{n:<15} {(inits.INITS[n].__doc__ or '').splitlines()[0]}" for n in inits.known_inits()])
+    section("inits", [f"{n:<15} {(inits.INITS[n].rule.__doc__ or '').splitlines()[0]}" for n in inits.known_inits()])
     section("optimizers", list(train.OPTIMIZERS))
     section("remedies (remedy = NAME applies these settings)", [
         f"{n:<11} {r.description}  [{', '.join(f'{k}={v}' for k, v in r.settings.items())}]"

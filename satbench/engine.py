@@ -31,7 +31,7 @@ import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from satbench import __version__, data, executables, lock, plan, probes, spec, store, train
+from satbench import __version__, data, executables, families, lock, plan, probes, spec, store, train
 from satbench import distributed as dist
 
 DEFAULT_MAX_CHUNK = {"cpu": 16}  # other platforms: memory bound, see plan
@@ -225,30 +225,16 @@ def unfinished(groups: list, done: set) -> list:
 
 
 def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) -> train.Lane:
-    """The batched fields of ``configs`` as a Lane of ``chunk`` lanes (padded by repetition)."""
-    rows = [c.values for c in configs] or [dict(_PAD_VALUES, depth=program.arch.depth,
-                                                 init=program.arch.init[0], activation=program.arch.activation[0])]
-    rows = rows + [rows[-1]] * (chunk - len(rows))
-    target = [np.nan if r["target_loss"] is None else r["target_loss"] for r in rows]
-    lane = train.Lane(
-        seed=np.array([r["seed"] for r in rows], np.uint32),
-        sigma_w2=np.array([r["sigma_w2"] for r in rows], np.float32),
-        sigma_b2=np.array([r["sigma_b2"] for r in rows], np.float32),
-        learning_rate=np.array([r["learning_rate"] for r in rows], np.float32),
-        target_loss=np.array(target, np.float32),
-        depth=np.array([r["depth"] for r in rows], np.int32),
-        init_index=np.array([program.arch.init.index(r["init"]) for r in rows], np.int32),
-        residual_scale=np.array([r["residual_scale"] for r in rows], np.float32),
-        activation_index=np.array([program.arch.activation.index(r["activation"]) for r in rows], np.int32),
-        clip_norm=np.array([np.inf if r["clip_norm"] is None else r["clip_norm"] for r in rows], np.float32),
-    )
+    """The per-lane fields of ``configs`` as ``chunk`` lanes (padded by repetition; no configs:
+    one config of defaults, for compiling)."""
+    arch = program.arch
+    rows = [c.values for c in configs] or [
+        {**{k: f.default for k, f in spec.FIELDS.items()}, "depth": arch.depth, "init": arch.init[0],
+         "activation": arch.activation[0]}]
+    lane = train.lane_arrays(rows, arch, chunk)
     if sharding is None:
         return jax.tree.map(jnp.asarray, lane)
     return jax.device_put(lane, sharding)
-
-
-_PAD_VALUES = {"seed": 0, "sigma_w2": 1.0, "sigma_b2": 0.0, "learning_rate": 0.01, "target_loss": None,
-               "residual_scale": 1.0, "clip_norm": None}
 
 
 def record_tables(program: train.Program, configs: list, record: train.Record, experiment: str,
@@ -284,7 +270,7 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
     tables = {"layers": layers, "curves": curves}
     jac = None
     if rec.spectra is not None:
-        sv = rec.spectra.astype(np.float64)  # (n, probes, samples, width)
+        sv = rec.spectra.astype(np.float64)  # (n, probes, samples, units)
         _, n_p, n_s, width = sv.shape
         c, p, s_, k = np.meshgrid(np.arange(n), np.arange(n_p), np.arange(n_s), np.arange(width), indexing="ij")
         tables["spectra"] = pd.DataFrame({
@@ -355,7 +341,9 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     q_star, chi1, xi_c, phase, and the Jacobian spectrum's predicted mean and
     variance of s² where spectra are probed. One vmapped call per activation, over
     its distinct (σ_w², σ_b²) pairs.
-    The theory is that of the plain MLP: normalised or residual nets get NaN."""
+    The theory is that of the plain MLP, filled where a config's family says it applies
+    (``Family.mean_field``: plain MLPs, circular-padded plain CNNs with fan-in k²·C); other
+    configs get NaN. The Jacobian's moments are the MLP's and are left NaN for other families."""
     from satbench import inits, theory
 
     if configs.empty:
@@ -365,7 +353,8 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     for col in ("q_star", "chi1", "xi_c", "jac_mean_s2_theory", "jac_var_s2_theory"):
         runs[col] = np.nan
     runs["phase"] = ""
-    plain = runs[(runs["norm"] == "none") & ~runs["residual"].astype(bool)]
+    applies = [families.get(row["model"]).has_mean_field(row) for row in runs.to_dict("records")]
+    plain = runs[np.asarray(applies, bool)]
     for act, idx in plain.groupby("activation").groups.items():
         # seeds and other axes repeat (σ_w², σ_b²) pairs: solve each pair once (≈ 10–40 ms each)
         pairs = runs.loc[idx, ["mf_sigma_w2", "sigma_b2"]].to_numpy(np.float64)
@@ -374,7 +363,7 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
         t = theory.summaries(act, unique[:, 0], unique[:, 1])
         for col in ("q_star", "chi1", "xi_c", "phase"):
             runs.loc[idx, col] = t[col][row_of]
-    probed = plain[plain["jacobian_samples"] > 0]
+    probed = plain[(plain["jacobian_samples"] > 0) & (plain["model"] == "mlp")]
     weights = np.where(probed["init"] == "orthogonal", "orthogonal", "gaussian")
     keys = ["activation", "mf_sigma_w2", "sigma_b2", "depth"]
     for (act, sw2, sb2, depth, kind), idx in probed.assign(weights=weights).groupby(keys + ["weights"]).groups.items():
@@ -387,9 +376,11 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
 def program_label(program: train.Program) -> str:
     """A short human name of a compiled program, for progress bars and the manifest."""
     arch = program.arch
-    extras = [arch.norm] if arch.norm != "none" else []
-    extras += ["residual"] if arch.residual else []
-    return "/".join(["|".join(arch.activation), "|".join(arch.init), *extras]) + f" d={arch.depth} w={arch.width}"
+    extras = [arch.norm] if getattr(arch, "norm", "none") != "none" else []
+    extras += ["residual"] if getattr(arch, "residual", False) else []
+    model = "" if arch.model == "mlp" else f"{arch.model} "
+    site = "×".join(map(str, arch.site_shape))
+    return model + "/".join(["|".join(arch.activation), "|".join(arch.init), *extras]) + f" d={arch.depth} w={site}"
 
 
 def data_key(values) -> tuple[str, str, int]:
@@ -559,7 +550,8 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, *, max_
             for gi, group in enumerate(groups):
                 prog = group.program
                 label = program_label(prog)
-                dataset = train.data_arrays(datasets[(prog.dataset, prog.preprocess, prog.train_subset)])
+                dataset = train.data_arrays(datasets[(prog.dataset, prog.preprocess, prog.train_subset)],
+                                            data.describe(prog.dataset))
                 if replicated is not None:
                     dataset = jax.device_put(dataset, replicated)
                 size, compiled, halvings, n_chunks = group.chunk_size, None, 0, 0

@@ -1,14 +1,16 @@
 """Weight initialisations as variance rules times a gain² ``sigma_w2``.
 
 Every rule is a pure function ``(noise, sigma_w2) -> weight`` that turns
-standard normal noise of the weight's shape ``(fan_in, fan_out)`` into the
-weight. ``sigma_w2`` is a traced value, so a
+standard normal noise of the weight's shape into the weight: a dense
+``(fan_in, fan_out)`` matrix, or a convolution kernel ``(k, k, C_in, C_out)``
+whose fans count the kernel's taps (``fans``). ``sigma_w2`` is a traced value, so a
 sweep over init scales is a ``vmap`` axis, not a recompilation. Biases are
 always N(0, sigma_b2): standard noise times √σ_b².
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import jax
@@ -27,31 +29,40 @@ def _uniform(noise):
     return jax.scipy.special.erf(noise / jnp.sqrt(2.0))
 
 
+def fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight: a matrix's rows and columns; a kernel (k, k, C_in, C_out)
+    has k²·C_in inputs and k²·C_out outputs per unit."""
+    taps = 1
+    for k in shape[:-2]:
+        taps *= k
+    return taps * shape[-2], taps * shape[-1]
+
+
 def gaussian(noise, sigma_w2):
     """N(0, σ_w²/fan_in): the mean-field convention (LeCun when σ_w² = 1)."""
-    return noise * jnp.sqrt(sigma_w2 / noise.shape[0])
+    return noise * jnp.sqrt(sigma_w2 / fans(noise.shape)[0])
 
 
 def he(noise, sigma_w2):
     """N(0, 2σ_w²/fan_in) (He et al. 2015): keeps ReLU pre-activation variance flat."""
-    return noise * jnp.sqrt(2.0 * sigma_w2 / noise.shape[0])
+    return noise * jnp.sqrt(2.0 * sigma_w2 / fans(noise.shape)[0])
 
 
 def glorot_normal(noise, sigma_w2):
     """N(0, 2σ_w²/(fan_in + fan_out)) (Glorot & Bengio 2010, normal form)."""
-    fan_in, fan_out = noise.shape
+    fan_in, fan_out = fans(noise.shape)
     return noise * jnp.sqrt(2.0 * sigma_w2 / (fan_in + fan_out))
 
 
 def glorot_uniform(noise, sigma_w2):
     """U[±√(6/(fan_in + fan_out))]·σ_w: Glorot & Bengio's "normalized" init."""
-    fan_in, fan_out = noise.shape
+    fan_in, fan_out = fans(noise.shape)
     return _uniform(noise) * jnp.sqrt(6.0 / (fan_in + fan_out)) * jnp.sqrt(sigma_w2)
 
 
 def standard(noise, sigma_w2):
     """U[±1/√fan_in]·σ_w: Glorot & Bengio's "standard" init (variance σ_w²/(3 fan_in))."""
-    return _uniform(noise) / jnp.sqrt(noise.shape[0]) * jnp.sqrt(sigma_w2)
+    return _uniform(noise) / jnp.sqrt(fans(noise.shape)[0]) * jnp.sqrt(sigma_w2)
 
 
 def orthogonal(noise, sigma_w2):
@@ -64,57 +75,72 @@ def orthogonal(noise, sigma_w2):
     columns, whichever are fewer, so a square layer preserves every norm
     exactly when σ_w = 1.
     """
-    u, _, vt = jnp.linalg.svd(noise, full_matrices=False)
-    return (u @ vt) * jnp.sqrt(sigma_w2)
+    matrix = noise.reshape(-1, noise.shape[-1])  # a kernel's taps and inputs as rows
+    u, _, vt = jnp.linalg.svd(matrix, full_matrices=False)
+    return (u @ vt).reshape(noise.shape) * jnp.sqrt(sigma_w2)
 
 
-INITS: dict[str, InitFn] = {
-    "gaussian": gaussian,
-    "lecun": gaussian,
-    "he": he,
-    "glorot_normal": glorot_normal,
-    "glorot_uniform": glorot_uniform,
-    "standard": standard,
-    "orthogonal": orthogonal,
+def delta_orthogonal(noise, sigma_w2):
+    """σ_w·Q at a kernel's centre tap and zero elsewhere, Q a Haar orthogonal C_in × C_out
+    matrix (Xiao et al. 2018): every layer of a CNN then preserves norms exactly like an
+    orthogonal dense layer, the condition for dynamical isometry. A matrix gets ``orthogonal``."""
+    if noise.ndim == 2:
+        return orthogonal(noise, sigma_w2)
+    centre = tuple(k // 2 for k in noise.shape[:-2])
+    q = orthogonal(noise[centre], sigma_w2)
+    return jnp.zeros_like(noise).at[centre].set(q)
+
+
+@dataclasses.dataclass(frozen=True)
+class Init:
+    """A registered rule. ``mean_field_gain``: fan_in · Var(W) / σ_w² of a square hidden layer,
+    so the σ_w² of mean-field theory is gain · sigma_w2 (He doubles it, "standard" thirds it).
+    ``program``: rules that share a program evaluate all and select per lane (elementwise ones);
+    an SVD per layer is worth a program of its own."""
+
+    rule: InitFn
+    mean_field_gain: float
+    program: str = "elementwise"
+
+
+INITS: dict[str, Init] = {
+    "gaussian": Init(gaussian, 1.0),
+    "lecun": Init(gaussian, 1.0),
+    "he": Init(he, 2.0),
+    "glorot_normal": Init(glorot_normal, 1.0),
+    "glorot_uniform": Init(glorot_uniform, 1.0),
+    "standard": Init(standard, 1.0 / 3.0),
+    "orthogonal": Init(orthogonal, 1.0, program="orthogonal"),
+    "delta_orthogonal": Init(delta_orthogonal, 1.0, program="delta_orthogonal"),
 }
 
 
 def family(name: str) -> str:
-    """Inits of one family share a compiled program, the rule picked per lane by index.
-
-    Elementwise rules cost one pass over the noise, so a program evaluates all
-    of them and selects; orthogonal needs an SVD per layer, so it stays apart.
-    """
-    get_init(name)
-    return "orthogonal" if name == "orthogonal" else "elementwise"
-
-
-#: fan_in · Var(W) / σ_w² of a square hidden layer: the σ_w² of mean-field theory is
-#: ``MEAN_FIELD_GAIN[init] * sigma_w2`` (He doubles it, the uniform "standard" init thirds it).
-MEAN_FIELD_GAIN = {
-    "gaussian": 1.0, "lecun": 1.0, "he": 2.0, "glorot_normal": 1.0, "glorot_uniform": 1.0,
-    "standard": 1.0 / 3.0, "orthogonal": 1.0,
-}
+    """Inits of one family share a compiled program, the rule picked per lane by index."""
+    return _entry(name).program
 
 
 def mean_field_sigma_w2(name: str, sigma_w2):
     """The σ_w² that mean-field theory sees for hidden layers initialised by ``name``."""
-    get_init(name)
-    return MEAN_FIELD_GAIN[name] * sigma_w2
+    return _entry(name).mean_field_gain * sigma_w2
 
 
 def known_inits() -> list[str]:
     return sorted(INITS)
 
 
-def get_init(name: str) -> InitFn:
-    """The init rule for ``name``; unknown names list the known ones."""
+def _entry(name: str) -> Init:
     try:
         return INITS[name]
     except KeyError:
         raise ValueError(f"unknown init {name!r}; known: {', '.join(known_inits())}") from None
 
 
-def sample(name: str, key, shape: tuple[int, int], sigma_w2=1.0) -> jax.Array:
+def get_init(name: str) -> InitFn:
+    """The init rule for ``name``; unknown names list the known ones."""
+    return _entry(name).rule
+
+
+def sample(name: str, key, shape: tuple[int, ...], sigma_w2=1.0) -> jax.Array:
     """One weight matrix drawn with rule ``name`` (convenience for tests and users)."""
     return get_init(name)(jax.random.normal(key, shape), sigma_w2)

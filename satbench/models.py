@@ -1,27 +1,32 @@
-"""The MLP under study, as a Flax nnx module used in functional style.
+"""What every network of a layered family shares: the forward pass's types, and ``LayerStack``.
 
-Layer 1 maps the input to ``width`` units; layers 2..depth are stacked along
-a leading axis so they can run under ``lax.scan`` (compile time flat in
-depth) or be unrolled (faster for shallow stacks). The forward pass returns
-every pre-activation, and accepts additive ``taps`` on them, so probes read
+``LayerStack`` is an nnx module used in functional style: a first layer maps the
+input to the sites' shape, layers 2..depth are stacked along a leading axis so
+they run under ``lax.scan`` (compile time flat in depth) or unrolled (faster for
+shallow stacks), and a readout maps the last site to the logits. A family
+(``satbench.mlp``, ``satbench.cnn``) says only what its layers compute:
+``param_shapes``, ``first_layer``, ``hidden_affine`` and ``readout``. The forward pass
+returns every pre-activation and accepts additive ``taps`` on them, so probes read
 ``h_l`` and ``∂L/∂h_l`` without hooks.
 
 Remedies are options of the same module, not forks of it: ``norm``
 normalises each pre-activation before φ (BatchNorm with per-lane batch
-statistics, or LayerNorm), ``residual`` adds the layer to its input,
-``h ← h + α·φ(norm(W h + b))``, for layers 2..depth (layer 1 changes the width).
+statistics over every axis but the last, or LayerNorm over every axis but the
+batch's), ``residual`` adds the layer to its input, ``h ← h + α·φ(norm(W h + b))``,
+for layers 2..depth (layer 1 changes the shape).
+
+``init_state`` and ``initial_stats`` build any family's network from its architecture.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from satbench import activations, inits
+from satbench import activations, families, inits
 
 LAYER_MODES = ("scan", "unroll")
 NORMS = ("none", "batchnorm", "layernorm")
@@ -29,37 +34,8 @@ NORMS = ("none", "batchnorm", "layernorm")
 NORM_EPS = 1e-5
 
 
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-    """Everything about the network that changes the compiled program."""
-
-    n_in: int
-    n_out: int
-    width: int
-    depth: int
-    activation: str | tuple[str, ...]  # several: φ is chosen per lane by ``Context.activation_index``
-    init: str | tuple[str, ...]  # several: the rule is chosen per lane by ``init_index``
-    layers: str = "scan"  # "scan" | "unroll"
-    norm: str = "none"  # "none" | "batchnorm" | "layernorm", before each φ
-    residual: bool = False  # layers 2..depth add their input back
-
-    def __post_init__(self):
-        if isinstance(self.init, str):
-            object.__setattr__(self, "init", (self.init,))
-        if isinstance(self.activation, str):
-            object.__setattr__(self, "activation", (self.activation,))
-        if self.depth < 1:
-            raise ValueError(f"depth must be >= 1, got {self.depth}")
-        if self.layers not in LAYER_MODES:
-            raise ValueError(f"layers must be one of {LAYER_MODES}, got {self.layers!r}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
-        if self.residual and self.depth < 2:
-            raise ValueError(f"residual needs depth >= 2 (layer 1 changes the width), got {self.depth}")
-
-
 class NormStats(NamedTuple):
-    """Per-layer, per-unit BatchNorm statistics: (depth, width) each."""
+    """Per-site, per-unit BatchNorm statistics: (depth, units) each (units: the last axis)."""
 
     mean: jax.Array
     var: jax.Array
@@ -84,28 +60,27 @@ class Context(NamedTuple):
 
 class Forward(NamedTuple):
     logits: jax.Array  # (batch, n_out)
-    preacts: jax.Array  # (depth, batch, width): the input of each φ (after norm, if any)
+    preacts: jax.Array  # (depth, batch, *site_shape): the input of each φ (after norm, if any)
     batch_stats: NormStats | None  # the batch's BatchNorm statistics (None without batchnorm)
 
 
-class MLP(nnx.Module):
-    """input → depth × (affine → φ) → affine readout."""
+class LayerStack(nnx.Module):
+    """input → depth × (affine → [norm] → φ) → readout; subclasses define the affine maps.
 
-    def __init__(self, arch: Architecture, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0):
+    ``arch`` needs depth, site_shape, activation, init, layers, norm and residual.
+    """
+
+    def __init__(self, arch, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0):
         self.arch = arch
         rule = _init_rule(arch.init, init_index)
-        w, n = arch.width, arch.depth - 1
-        shapes = {
-            "w_in": (arch.n_in, w), "b_in": (w,),
-            "w_hidden": (n, w, w), "b_hidden": (n, w),
-            "w_out": (w, arch.n_out), "b_out": (arch.n_out,),
-        }
+        shapes = self.param_shapes(arch)
         noise = draw_noise(rngs.params(), shapes)
         bias_scale = jnp.sqrt(sigma_b2)
         # one weight after the other, and the hidden ones (which every probe uses) after all
         # three (see ``after``): the orthogonal rule is an SVD
         w_in = rule(noise["w_in"], sigma_w2)
-        w_hidden = jax.vmap(rule, in_axes=(0, None))(after(noise["w_hidden"], w_in), sigma_w2).reshape(n, w, w)
+        w_hidden = jax.vmap(rule, in_axes=(0, None))(after(noise["w_hidden"], w_in), sigma_w2)
+        w_hidden = w_hidden.reshape(shapes["w_hidden"])
         w_out = rule(after(noise["w_out"], w_hidden), sigma_w2)
         self.w_in = nnx.Param(w_in)
         self.b_in = nnx.Param(noise["b_in"] * bias_scale)
@@ -114,37 +89,64 @@ class MLP(nnx.Module):
         self.w_out = nnx.Param(w_out)
         self.b_out = nnx.Param(noise["b_out"] * bias_scale)
         if arch.norm != "none":  # learned per-unit scale γ and shift β after normalising
-            self.norm_scale = nnx.Param(jnp.ones((arch.depth, w)))
-            self.norm_shift = nnx.Param(jnp.zeros((arch.depth, w)))
+            units = arch.site_shape[-1]
+            self.norm_scale = nnx.Param(jnp.ones((arch.depth, units)))
+            self.norm_shift = nnx.Param(jnp.zeros((arch.depth, units)))
 
+    # what a family defines ------------------------------------------------------------------
+    @staticmethod
+    def param_shapes(arch) -> dict:
+        """Shapes of w_in, b_in, w_hidden, b_hidden (leading axis depth − 1), w_out, b_out."""
+        raise NotImplementedError
+
+    def first_layer(self, x):
+        """Layer 1's affine map of the input (before norm and φ)."""
+        raise NotImplementedError
+
+    def hidden_affine(self, a, w, b):
+        """A hidden layer's affine map of the previous activation with its weight and bias."""
+        raise NotImplementedError
+
+    def readout(self, a):
+        """The logits from the last activation."""
+        raise NotImplementedError
+
+    @staticmethod
+    def initial_state(arch) -> NormStats:
+        """BatchNorm running averages before any step: zero mean, unit variance."""
+        units = arch.site_shape[-1]
+        return NormStats(jnp.zeros((arch.depth, units)), jnp.ones((arch.depth, units)))
+
+    # the shared forward pass ---------------------------------------------------------------
     def __call__(self, x, ctx: Context = Context(), taps=None) -> Forward:
         """Forward pass.
 
         ctx: the lane's depth mask, residual scale and BatchNorm statistics.
-        taps: optional (depth, batch, width) added to the inputs of φ; the
+        taps: optional (depth, batch, *site_shape) added to the inputs of φ; the
           gradient with respect to them is ∂L/∂h_l.
         """
         arch = self.arch
         if taps is None:
-            taps = jnp.zeros((arch.depth, x.shape[0], arch.width), x.dtype)
+            taps = jnp.zeros((arch.depth, x.shape[0], *arch.site_shape), x.dtype)
         norm = self._norm_params(ctx, x.dtype)
         scale, shift, stats = norm
-        h1, mean1, var1 = self._normaliser(ctx)(x @ self.w_in[...] + self.b_in[...], scale[0], shift[0],
+        h1, mean1, var1 = self._normaliser(ctx)(self.first_layer(x), scale[0], shift[0],
                                                 stats.mean[0], stats.var[0])
         h1 = h1 + taps[0]
         layer = self._hidden_layer(ctx)
         a, outs = self._over_layers(layer, self._phi(ctx)(h1), self._hidden_inputs(ctx, taps, norm))
         if outs is None:
-            outs = (jnp.zeros((0,) + h1.shape, h1.dtype), jnp.zeros((0, arch.width)), jnp.zeros((0, arch.width)))
+            units = arch.site_shape[-1]
+            outs = (jnp.zeros((0,) + h1.shape, h1.dtype), jnp.zeros((0, units)), jnp.zeros((0, units)))
         hs, means, variances = outs
-        logits = a @ self.w_out[...] + self.b_out[...]
+        logits = self.readout(a)
         batch_stats = None
         if arch.norm == "batchnorm":
             batch_stats = NormStats(jnp.concatenate([mean1[None], means]), jnp.concatenate([var1[None], variances]))
         return Forward(logits, jnp.concatenate([h1[None], hs], axis=0), batch_stats)
 
     def last_preact(self, h1, ctx: Context = Context()):
-        """The last active layer's input of φ as a function of the first's, ``h1`` (batch, width):
+        """The last active layer's input of φ as a function of the first's, ``h1`` (batch, *site_shape):
         the map h_1 → h_L whose Jacobian Pennington et al. (2017) study. Only the running
         activation is carried from layer to layer, so forward-mode differentiation holds one
         layer's tangents at a time (``__call__`` stacks every layer's pre-activations: through
@@ -156,36 +158,47 @@ class MLP(nnx.Module):
             a, (h, _, _) = layer(a, inputs)
             return (a, jnp.where(inputs[3], h, h_last)), None  # inputs[3]: the layer is active
 
-        taps = jnp.zeros((self.arch.depth, h1.shape[0], self.arch.width), h1.dtype)
+        taps = jnp.zeros((self.arch.depth, *h1.shape), h1.dtype)
         xs = self._hidden_inputs(ctx, taps, self._norm_params(ctx, h1.dtype))
         (_, h_last), _ = self._over_layers(step, (self._phi(ctx)(h1), h1), xs)
         return h_last
+
+    def site_param_norms(self) -> jax.Array:
+        """(depth,) Frobenius norms of each layer's weight; applied to a gradient state
+        merged into this module, they are ‖∂L/∂W_l‖_F."""
+        first = jnp.sqrt(jnp.sum(self.w_in[...] ** 2))[None]
+        hidden = self.w_hidden[...]
+        rest = jnp.sqrt(jnp.sum(hidden**2, axis=tuple(range(1, hidden.ndim))))
+        return jnp.concatenate([first, rest])
 
     def _phi(self, ctx: Context):
         return activations.switch([activations.get_activation(n) for n in self.arch.activation], ctx.activation_index)
 
     def _norm_params(self, ctx: Context, dtype):
-        """γ, β (depth, width) and the statistics to normalise with (zeros where unused)."""
+        """γ, β (depth, units) and the statistics to normalise with (zeros where unused)."""
         arch = self.arch
+        units = arch.site_shape[-1]
         if arch.norm == "none":
             scale = shift = jnp.zeros((arch.depth, 0), dtype)  # unused placeholders for scan
         else:
             scale, shift = self.norm_scale[...], self.norm_shift[...]
-        zeros = jnp.zeros((arch.depth, arch.width), dtype)
+        zeros = jnp.zeros((arch.depth, units), dtype)
         return scale, shift, (ctx.stats if ctx.stats is not None else NormStats(zeros, zeros))
 
     def _normaliser(self, ctx: Context):
         """h ↦ (normalised h, the mean and variance used), for this net's norm."""
-        norm, width, use_batch = self.arch.norm, self.arch.width, ctx.stats is None
+        norm, units, use_batch = self.arch.norm, self.arch.site_shape[-1], ctx.stats is None
 
         def normalise(h, gamma, beta, mean, var):
             if norm == "none":
-                return h, jnp.zeros(width, h.dtype), jnp.zeros(width, h.dtype)
-            if norm == "layernorm":
-                mu, v = h.mean(-1, keepdims=True), h.var(-1, keepdims=True)
+                return h, jnp.zeros(units, h.dtype), jnp.zeros(units, h.dtype)
+            if norm == "layernorm":  # each example over all its units
+                axes = tuple(range(1, h.ndim))
+                mu, v = h.mean(axes, keepdims=True), h.var(axes, keepdims=True)
                 return (h - mu) * jax.lax.rsqrt(v + NORM_EPS) * gamma + beta, mean, var
-            if use_batch:
-                mean, var = h.mean(0), h.var(0)
+            if use_batch:  # each unit (channel) over the batch (and positions)
+                axes = tuple(range(h.ndim - 1))
+                mean, var = h.mean(axes), h.var(axes)
             return (h - mean) * jax.lax.rsqrt(var + NORM_EPS) * gamma + beta, mean, var
 
         return normalise
@@ -204,7 +217,7 @@ class MLP(nnx.Module):
 
         def layer(a, inputs):
             w, b, tap, on, gamma, beta, mean, var = inputs
-            h, mean, var = normalise(a @ w + b, gamma, beta, mean, var)
+            h, mean, var = normalise(self.hidden_affine(a, w, b), gamma, beta, mean, var)
             h = h + tap
             out = a + ctx.residual_scale * phi(h) if residual else phi(h)
             return jnp.where(on, out, a), (h, mean, var)
@@ -227,12 +240,22 @@ class MLP(nnx.Module):
             return carry, None
         return carry, jax.tree.map(lambda *parts: jnp.stack(parts), *outs)
 
-    def layer_weight_norms(self) -> jax.Array:
-        """(depth,) Frobenius norms of the hidden weights; applied to a gradient state
-        merged into this module, they are ‖∂L/∂W_l‖_F."""
-        first = jnp.sqrt(jnp.sum(self.w_in[...] ** 2))[None]
-        rest = jnp.sqrt(jnp.sum(self.w_hidden[...] ** 2, axis=(1, 2)))
-        return jnp.concatenate([first, rest])
+
+def network_class(arch):
+    """The nnx module class that builds ``arch`` (its family's ``Network``)."""
+    return families.of(arch).impl().Network
+
+
+def init_state(arch, key, sigma_w2, sigma_b2, init_index=0):
+    """(graphdef, params) of a freshly initialised network of ``arch``: plain pytrees for jit/vmap."""
+    model = network_class(arch)(arch, sigma_w2, sigma_b2, rngs=nnx.Rngs(params=key), init_index=init_index)
+    return nnx.split(model)
+
+
+def initial_stats(arch):
+    """The opaque state (BatchNorm running averages) of ``arch``'s network before any step."""
+    cls = network_class(arch)
+    return cls.initial_state(arch) if hasattr(cls, "initial_state") else None
 
 
 def after(x, earlier):
@@ -290,14 +313,3 @@ def draw_noise(key, shapes: dict) -> dict:
         else:
             out[name] = jax.random.normal(stream, shape)
     return out
-
-
-def initial_stats(arch: Architecture) -> NormStats:
-    """BatchNorm running averages before any step: zero mean, unit variance."""
-    return NormStats(jnp.zeros((arch.depth, arch.width)), jnp.ones((arch.depth, arch.width)))
-
-
-def init_state(arch: Architecture, key, sigma_w2, sigma_b2, init_index=0):
-    """(graphdef, params) of a freshly initialised MLP: plain pytrees for jit/vmap."""
-    model = MLP(arch, sigma_w2, sigma_b2, rngs=nnx.Rngs(params=key), init_index=init_index)
-    return nnx.split(model)

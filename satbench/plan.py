@@ -21,16 +21,16 @@ import dataclasses
 import math
 from collections import defaultdict
 
-from satbench import data, inits, models, probes, spec, train
+from satbench import data, families, inits, probes, spec, train
 
-#: fields that never change the compiled program
-BATCHED = tuple(k for k, f in spec.FIELDS.items() if f.batched)
-#: fields that do, apart from depth (bucketed), layers (decided here), init (by family),
-#: activation (lane data, a few per program) and remedy (a label: its settings are in the other fields)
-STATIC = tuple(
-    k for k, f in spec.FIELDS.items()
-    if not f.batched and k not in ("depth", "layers", "init", "activation", "remedy")
-)
+
+
+def static_fields() -> tuple[str, ...]:
+    """Fields that change the compiled program, apart from depth (bucketed), layers (decided
+    here), init (by its program kind), activation (lane data, a few per program) and remedy (a
+    label: its settings are in the other fields). Family fields included."""
+    return tuple(k for k, f in spec.FIELDS.items()
+                 if not f.batched and k not in ("depth", "layers", "init", "activation", "remedy"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +75,16 @@ class CostModel:
         return self.compile_seconds(depth, layers, n_activations) + run
 
 
-def flops_per_config(values: dict, depth: int, n_in: int, n_out: int) -> float:
+def family_cost(values, depth: int, shape: families.DataShape) -> families.Cost:
+    """The config's family's size terms (``families.Cost``)."""
+    return families.get(values["model"]).impl().cost(values, depth, shape)
+
+
+def flops_per_config(values: dict, depth: int, shape: families.DataShape) -> float:
     """Forward + backward FLOPs of one run (training, evaluation and probes)."""
-    w = values["width"]
-    weights = n_in * w + (depth - 1) * w * w + w * n_out
+    cost = family_cost(values, depth, shape)
+    w = cost.site_units
+    weights = cost.forward_flops / 2  # multiply-adds of one example's forward pass
     steps = values["steps"]
     n_logs = steps // values["log_every"] + 1
     n_probes = (steps // (values["probe_every"] or max(steps, 1))) + 2
@@ -94,32 +100,29 @@ OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "rmsprop": 1}
 FLOAT_BYTES = 4
 
 
-def n_params(width: int, depth: int, n_in: int, n_out: int) -> int:
-    """Weights and biases of the MLP: input layer, depth - 1 hidden layers, readout."""
-    return n_in * width + width + (depth - 1) * (width * width + width) + width * n_out + n_out
-
-
-def memory_terms(values: dict, depth: int, n_in: int, n_out: int) -> dict[str, int]:
+def memory_terms(values: dict, depth: int, shape: families.DataShape) -> dict[str, int]:
     """Estimated device bytes of one config (one vmap lane), by what holds them (float32).
 
     params      the parameters
     optimizer   optimizer state: 0 (sgd), 1 (momentum, rmsprop) or 2 (adam) parameter copies
     step        a training step's gradients, updates and the new params and optimizer
                 state beside the old ones in the scan carry: (2 + slots) parameter copies
+    (units: one site's numbers per example, a layer's width or a CNN's C·H·W)
     train       train-batch activations kept for the backward pass: pre-activations,
-                activations, their gradients and the zero taps, 4 x batch x width x depth,
+                activations, their gradients and the zero taps, 4 x batch x units x depth,
                 plus the gathered inputs and logits
     probe       the probe batch's forward and backward (taps, pre-activations, φ(h),
-                φ'(h), ∂L/∂h and what scan stashes for the backward): 8 x probe_batch x width x depth, plus a gradient copy
-    eval        one evaluation block (train.EVAL_BLOCK examples) forward: 3 x block x width x depth
-    jacobian    forward-mode Jacobian probe: width tangents through every layer for each
-                sample, plus the SVD workspace: samples x width² x (2 depth + 3)
+                φ'(h), ∂L/∂h and what scan stashes for the backward): 8 x probe_batch x units x depth, plus a gradient copy
+    eval        one evaluation block (train.EVAL_BLOCK examples) forward: 3 x block x units x depth
+    jacobian    forward-mode Jacobian probe: units tangents through every layer for each
+                sample, plus the SVD workspace: samples x units² x (2 depth + 3)
     outputs     the returned record: per-probe layer fields, curves and spectra
     The dataset, shared by every lane of a program, is counted once in ``program_bytes``.
     """
-    w, f = values["width"], FLOAT_BYTES
+    f = FLOAT_BYTES
+    cost = family_cost(values, depth, shape)
+    w, p, n_in, n_out = cost.site_units, cost.params, shape.n_in, shape.n_out
     normalised = values.get("norm", "none") != "none"
-    p = n_params(w, depth, n_in, n_out) + (2 * depth * w if normalised else 0)  # + γ, β per unit
     slots = OPTIMIZER_SLOTS[values["optimizer"]]
     batch, probe_batch, samples = values["batch_size"], values["probe_batch"], values["jacobian_samples"]
     steps = values["steps"]
@@ -128,7 +131,7 @@ def memory_terms(values: dict, depth: int, n_in: int, n_out: int) -> dict[str, i
     return {
         "params": f * p,
         "optimizer": f * p * slots,
-        "step": f * p * (2 + slots) + (4 * f * depth * w if normalised else 0),  # + BatchNorm running stats
+        "step": f * p * (2 + slots) + (4 * f * depth * cost.matmul_width if normalised else 0),  # + running stats
         "train": f * (4 * batch * w * depth + batch * (n_in + 2 * n_out)),
         "probe": f * (8 * probe_batch * w * depth + p),
         "eval": f * 3 * train.EVAL_BLOCK * w * depth,
@@ -137,9 +140,9 @@ def memory_terms(values: dict, depth: int, n_in: int, n_out: int) -> dict[str, i
     }
 
 
-def config_bytes(values: dict, depth: int, n_in: int, n_out: int) -> int:
+def config_bytes(values: dict, depth: int, shape: families.DataShape) -> int:
     """Estimated device bytes of one config: the sum of ``memory_terms``."""
-    return sum(memory_terms(values, depth, n_in, n_out).values())
+    return sum(memory_terms(values, depth, shape).values())
 
 
 def program_bytes(dataset_name: str) -> int:
@@ -197,26 +200,27 @@ class Group:
 
 def program_key(cfg) -> tuple:
     """What a config's compiled program depends on, apart from depth (bucketed here)."""
-    return tuple(cfg[k] for k in STATIC) + (cfg["layers"], inits.family(cfg["init"]))
+    return tuple(cfg[k] for k in static_fields()) + (cfg["layers"], inits.family(cfg["init"]))
 
 
-def _dims(dataset_name: str) -> tuple[int, int]:
-    """Inputs and classes, from the dataset's description: planning reads no data."""
+def data_shape(dataset_name: str) -> families.DataShape:
+    """One example's shape and the classes, from the dataset's description: planning reads no data."""
     info = data.describe(dataset_name)
-    return info.n_in, info.n_classes
+    return families.DataShape(info.input_shape, info.n_classes)
 
 
 def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str, values: dict,
-                   n_in: int, n_out: int, n_act: int) -> list[list[int]]:
+                   shape: families.DataShape, n_act: int) -> list[list[int]]:
     """Optimal contiguous partition of sorted depths into padded buckets."""
     depths = [d for d, _ in depths_counts]
     counts = [c for _, c in depths_counts]
 
     def bucket_cost(i, j):  # depths[i:j] padded to depths[j-1]
         deepest = depths[j - 1]
-        flops = sum(counts[i:j]) * flops_per_config(values, deepest, n_in, n_out)
-        layers = layers_field if layers_field != "auto" else cost.layer_mode(deepest, flops, values["width"], n_act)
-        return cost.seconds(deepest, flops, layers, values["width"], n_act)
+        flops = sum(counts[i:j]) * flops_per_config(values, deepest, shape)
+        width = family_cost(values, deepest, shape).matmul_width
+        layers = layers_field if layers_field != "auto" else cost.layer_mode(deepest, flops, width, n_act)
+        return cost.seconds(deepest, flops, layers, width, n_act)
 
     best = [0.0] + [math.inf] * len(depths)
     cut = [0] * (len(depths) + 1)
@@ -260,45 +264,39 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
     groups = []
     for members in _split_by_activation(by_static.values(), cost.activations_per_program):
         values = members[0].values
-        n_in, n_out = _dims(values["dataset"])
+        shape = data_shape(values["dataset"])
         per_depth: dict[int, list] = defaultdict(list)
         for cfg in members:
             per_depth[cfg["depth"]].append(cfg)
         depth_counts = sorted((d, len(c)) for d, c in per_depth.items())
         n_act = len({c["activation"] for c in members})
         if bucketing:
-            buckets = _bucket_depths(depth_counts, cost, values["layers"], values, n_in, n_out, n_act)
+            buckets = _bucket_depths(depth_counts, cost, values["layers"], values, shape, n_act)
         else:
             buckets = [[d] for d, _ in depth_counts]
         for bucket in buckets:
-            bucket_configs = [c for d in bucket for c in per_depth[d]]
-            deepest = bucket[-1]
-            flops = len(bucket_configs) * flops_per_config(values, deepest, n_in, n_out)
-            activations = tuple(sorted({c["activation"] for c in bucket_configs}))
-            layers = (values["layers"] if values["layers"] != "auto"
-                      else cost.layer_mode(deepest, flops, values["width"], len(activations)))
-            arch = models.Architecture(
-                n_in=n_in, n_out=n_out, width=values["width"], depth=deepest,
-                activation=activations, layers=layers,
-                norm=values["norm"], residual=values["residual"],
-                init=tuple(sorted({c["init"] for c in bucket_configs})),
-            )
-            program = train.Program(
-                arch=arch, dataset=values["dataset"], preprocess=values["preprocess"],
-                train_subset=values["train_subset"], optimizer=values["optimizer"],
-                momentum=values["momentum"], batch_size=values["batch_size"], steps=values["steps"],
-                log_every=values["log_every"], probe_every=values["probe_every"],
-                probe_batch=values["probe_batch"], jacobian_samples=values["jacobian_samples"],
-                histogram_bins=values["histogram_bins"],
-                masked=len(bucket) > 1,
-            )
-            per_config = config_bytes(values, deepest, n_in, n_out)
-            fixed = program_bytes(values["dataset"])
-            chunk = chunk_size(len(bucket_configs), per_config, fixed, memory_budget, max_chunk, n_devices)
-            seconds = cost.seconds(deepest, flops, layers, values["width"], len(activations))
-            groups.append(Group(program, bucket_configs, chunk, seconds,
-                                per_config, fixed, memory_budget))
+            groups.append(_group(values, [c for d in bucket for c in per_depth[d]], len(bucket) > 1, shape,
+                                 cost, max_chunk, n_devices, memory_budget))
     return groups
+
+
+def _group(values: dict, configs: list, masked: bool, shape: families.DataShape, cost: CostModel,
+           max_chunk: int, n_devices: int, memory_budget: int | None) -> Group:
+    """One compiled program for ``configs`` (one bucket of depths), and its chunk size."""
+    deepest = max(c["depth"] for c in configs)
+    flops = len(configs) * flops_per_config(values, deepest, shape)
+    activations = tuple(sorted({c["activation"] for c in configs}))
+    width = family_cost(values, deepest, shape).matmul_width
+    layers = (values["layers"] if values["layers"] != "auto"
+              else cost.layer_mode(deepest, flops, width, len(activations)))
+    arch = families.get(values["model"]).impl().architecture(
+        values, deepest, shape, activations, tuple(sorted({c["init"] for c in configs})), layers)
+    program = train.Program(arch, tuple((k, values[k]) for k in spec.program_fields()), masked)
+    per_config = config_bytes(values, deepest, shape)
+    fixed = program_bytes(values["dataset"])
+    chunk = chunk_size(len(configs), per_config, fixed, memory_budget, max_chunk, n_devices)
+    seconds = cost.seconds(deepest, flops, layers, width, len(activations))
+    return Group(program, configs, chunk, seconds, per_config, fixed, memory_budget)
 
 
 def shard_slice(configs: list, index: int, count: int, cost: CostModel = CostModel()) -> list:
@@ -315,8 +313,9 @@ def shard_slice(configs: list, index: int, count: int, cost: CostModel = CostMod
     ordered = sorted(configs, key=lambda cfg: (tuple(map(str, program_key(cfg))), cfg["activation"], cfg["depth"]))
     weights = []
     for cfg in ordered:
-        n_in, n_out = _dims(cfg["dataset"])
-        weights.append(flops_per_config(cfg.values, cfg["depth"], n_in, n_out) / cost.throughput(cfg["width"]) + 1e-3)
+        shape = data_shape(cfg["dataset"])
+        width = family_cost(cfg.values, cfg["depth"], shape).matmul_width
+        weights.append(flops_per_config(cfg.values, cfg["depth"], shape) / cost.throughput(width) + 1e-3)
     total = sum(weights)
     start_at, stop_at = total * index / count, total * (index + 1) / count
     out, acc = [], 0.0

@@ -30,7 +30,7 @@ HISTOGRAM_QUANTITIES = ("activation", "gradient")
 
 
 def layer_histograms(values, bins: int, active=None):
-    """Per-layer counts of ``values`` (depth, batch, width) in ``bins`` equal bins.
+    """Per-layer counts of ``values`` (depth, batch, *site_shape) in ``bins`` equal bins.
 
     The bins span [min, max] over all (active) layers, so the layers of one
     probe share their edges and can be overlaid: a layer whose values are
@@ -40,8 +40,9 @@ def layer_histograms(values, bins: int, active=None):
     Returns (counts (depth, bins) int32, lo, hi).
     """
     keep = jnp.ones(values.shape[0], bool) if active is None else active
-    lo = jnp.min(jnp.where(keep[:, None, None], values, jnp.inf))
-    hi = jnp.max(jnp.where(keep[:, None, None], values, -jnp.inf))
+    keep_site = keep.reshape((-1,) + (1,) * (values.ndim - 1))
+    lo = jnp.min(jnp.where(keep_site, values, jnp.inf))
+    hi = jnp.max(jnp.where(keep_site, values, -jnp.inf))
     step = (hi - lo) / bins
     index = jnp.floor((values - lo) / jnp.where(step > 0, step, 1.0))
     index = jnp.clip(index, 0, bins - 1).astype(jnp.int32)  # the maximum lands in the last bin
@@ -50,12 +51,14 @@ def layer_histograms(values, bins: int, active=None):
 
 
 def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: int = 0) -> dict[str, jax.Array]:
-    """Every per-layer quantity, each of shape (depth,), on the probe batch (x, y).
+    """Every per-site quantity, each of shape (depth,), on the probe batch (x, y).
 
     ``ctx`` is the lane's forward context; BatchNorm nets are probed as they
-    train, with the probe batch's own statistics.
+    train, with the probe batch's own statistics. A site's units are whatever
+    its pre-activation holds per example (a layer's width, a CNN's channels ×
+    positions): every mean below runs over units × examples.
 
-    grad_norm    ‖∂L/∂W_l‖_F
+    grad_norm    ‖∂L/∂θ_l‖_F of the site's weights (the network's ``site_param_norms``)
     signal_norm  ‖∂L/∂h_l‖_F over the batch (h_l: the input of φ)
     preact_rms   √mean(h_l²): the measured √q_l of mean-field theory
     act_mean/std mean and std of φ(h_l) over units × examples
@@ -64,16 +67,15 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
                  half is counted by dead_frac, not as saturation)
     dead_frac    fraction of units with φ'(h) = 0 on every example
     unit_p15/50/85  15th/50th/85th percentile over the batch of one unit's
-                 φ input (the layer's first unit): how one input distribution
+                 φ input (the site's first unit; a CNN's first channel at the middle position): how one input distribution
                  moves during training (Ioffe & Szegedy 2015, Fig. 1)
 
     With ``histogram_bins`` > 0 the dict also holds "histograms": counts
     (2, depth, bins) of φ(h_l) and ∂L/∂h_l over units × examples, and their
     ranges lo, hi (2,) each (``layer_histograms``, HISTOGRAM_QUANTITIES order).
     """
-    model = nnx.merge(graphdef, params)
-    arch = model.arch
-    taps = jnp.zeros((arch.depth, x.shape[0], arch.width), x.dtype)
+    arch = nnx.merge(graphdef, params).arch
+    taps = jnp.zeros((arch.depth, x.shape[0], *arch.site_shape), x.dtype)
 
     def loss_fn(p, t):
         fwd = nnx.merge(graphdef, p)(x, ctx, taps=t)
@@ -86,15 +88,18 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
     acts = phi(preacts)
     threshold = SATURATION_THRESHOLD * jnp.asarray([activations.max_abs_derivative(n) for n in names])[index]
     saturating = jnp.asarray([activations.get_entry(n).saturating for n in names])[index]
+    units = tuple(range(1, preacts.ndim))  # examples × a site's units
+    centre = tuple(n // 2 for n in arch.site_shape[:-1])  # an image's middle position (corners are often blank)
+    first_unit = preacts[(slice(None), slice(None), *centre, 0)]
     out = {
-        "grad_norm": nnx.merge(graphdef, g_params).layer_weight_norms(),
-        "signal_norm": jnp.sqrt(jnp.sum(g_taps**2, axis=(1, 2))),
-        "preact_rms": jnp.sqrt(jnp.mean(preacts**2, axis=(1, 2))),
-        "act_mean": acts.mean(axis=(1, 2)),
-        "act_std": acts.std(axis=(1, 2)),
-        "sat_frac": jnp.where(saturating, (jnp.abs(dphi) < threshold).mean(axis=(1, 2)), jnp.nan),
-        "dead_frac": jnp.all(dphi == 0, axis=1).mean(axis=-1),
-        **{f"unit_p{q}": jnp.percentile(preacts[:, :, 0], q, axis=1) for q in (15, 50, 85)},
+        "grad_norm": nnx.merge(graphdef, g_params).site_param_norms(),
+        "signal_norm": jnp.sqrt(jnp.sum(g_taps**2, axis=units)),
+        "preact_rms": jnp.sqrt(jnp.mean(preacts**2, axis=units)),
+        "act_mean": acts.mean(axis=units),
+        "act_std": acts.std(axis=units),
+        "sat_frac": jnp.where(saturating, (jnp.abs(dphi) < threshold).mean(axis=units), jnp.nan),
+        "dead_frac": jnp.all(dphi == 0, axis=1).mean(axis=tuple(range(1, preacts.ndim - 1))),
+        **{f"unit_p{q}": jnp.percentile(first_unit, q, axis=1) for q in (15, 50, 85)},
     }
     if histogram_bins:
         hists = [layer_histograms(v, histogram_bins, ctx.active) for v in (acts, g_taps)]
@@ -130,7 +135,8 @@ def decay_rate(grad_norm, depth_first: int = 2):
 
 
 def jacobian_singular_values(graphdef, params, x, ctx=models.Context()) -> jax.Array:
-    """Singular values of ∂h_L/∂h_1 for each example of ``x``: (n_examples, width).
+    """Singular values of ∂h_L/∂h_1 for each example of ``x``: (n_examples, units), the
+    Jacobian taken over a site's units (a CNN's C·H·W).
 
     The map from the first pre-activation to the last is the product of the
     D_l W_l factors whose spectrum Pennington et al. (2017) predict; it is
@@ -146,6 +152,7 @@ def jacobian_singular_values(graphdef, params, x, ctx=models.Context()) -> jax.A
 
     def one(h):
         jac = jax.jacfwd(lambda v: model.last_preact(v[None], ctx)[0])(h)
+        jac = jac.reshape(h.size, h.size)
         # LAPACK's SVD of a matrix with inf/NaN prints errors and may not return: a lane
         # whose weights blew up gets NaN singular values instead
         finite = jnp.all(jnp.isfinite(jac))

@@ -20,32 +20,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from satbench import activations, data, inits, models, remedies, train
+from satbench import data, families, remedies
+from satbench.fields import Field, choices, non_negative, positive, unit_interval
 
 MAX_CONFIGS = 200_000
+OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+NORMS = ("none", "batchnorm", "layernorm")
 
 
 class SpecError(ValueError):
     """A malformed experiment file or option: one line, names the field."""
 
 
-def _positive(v):
-    return None if v > 0 else "must be > 0"
-
-
-def _non_negative(v):
-    return None if v >= 0 else "must be >= 0"
-
-
-def _choices(names_fn: Callable[[], list[str]]):
-    def check(v):
-        names = names_fn()
-        return None if v in names else f"unknown value {v!r}; allowed: {', '.join(names)}"
-
-    return check
-
-
 def _activation(v):
+    from satbench import activations  # the registry holds JAX functions: loaded when first checked
+
     try:
         activations.parse_name(v)
     except ValueError as err:
@@ -53,59 +42,78 @@ def _activation(v):
     return None
 
 
-def _unit_interval(v):
-    return None if 0 <= v < 1 else "must be in [0, 1)"
+def _known_inits():
+    from satbench import inits
 
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-    kind: type
-    default: Any
-    doc: str
-    check: Callable[[Any], str | None] | None = None
-    batched: bool = False  # a vmapped lane value rather than part of the compiled program
-    optional: bool = False  # may be absent (None)
-    #: added after results existed: left out of the config id while at its default, so the
-    #: ids of earlier results (and resuming them) survive the new field
-    id_omits_default: bool = False
+    return inits.known_inits()
 
 
 FIELDS: dict[str, Field] = {
+    "model": Field(str, "mlp", "model family (satbench list)", choices(families.known), id_omits_default=True),
     "activation": Field(str, "tanh", "nonlinearity φ (satbench list)", _activation),
-    "init": Field(str, "gaussian", "weight init rule", _choices(inits.known_inits)),
-    "width": Field(int, 128, "units per hidden layer", _positive),
-    "depth": Field(int, 8, "number of hidden layers", _positive),
-    "sigma_w2": Field(float, 1.0, "weight variance gain σ_w²", _positive, batched=True),
-    "sigma_b2": Field(float, 0.0, "bias variance σ_b²", _non_negative, batched=True),
-    "dataset": Field(str, "digits", "dataset name", _choices(data.known_datasets)),
+    "init": Field(str, "gaussian", "weight init rule", choices(_known_inits)),
+    "width": Field(int, 128, "units per hidden layer (mlp)", positive),
+    "depth": Field(int, 8, "number of layers (hidden layers, convolutions, ...)", positive),
+    "sigma_w2": Field(float, 1.0, "weight variance gain σ_w²", positive, batched=True),
+    "sigma_b2": Field(float, 0.0, "bias variance σ_b²", non_negative, batched=True),
+    "dataset": Field(str, "digits", "dataset name", choices(data.known_datasets)),
     "preprocess": Field(str, "auto", "inputs: auto (the dataset's default), standardise, center, binarise, none",
-                        _choices(lambda: list(data.PREPROCESS)), id_omits_default=True),
-    "train_subset": Field(int, 0, "training examples used, a stratified subset (0: all)", _non_negative,
+                        choices(lambda: list(data.PREPROCESS)), id_omits_default=True),
+    "train_subset": Field(int, 0, "training examples used, a stratified subset (0: all)", non_negative,
                           id_omits_default=True),
-    "optimizer": Field(str, "sgd", "optax optimizer", _choices(lambda: list(train.OPTIMIZERS))),
-    "momentum": Field(float, 0.9, "momentum of the 'momentum' optimizer", _unit_interval),
-    "learning_rate": Field(float, 0.01, "step size", _positive, batched=True),
-    "batch_size": Field(int, 64, "minibatch size", _positive),
-    "steps": Field(int, 500, "training steps (0: probes at init only)", _non_negative),
-    "seed": Field(int, 0, "random seed (init and minibatches)", _non_negative, batched=True),
-    "log_every": Field(int, 10, "steps between loss/accuracy evaluations", _positive),
-    "probe_every": Field(int, 0, "steps between layer probes (0: first and last only)", _non_negative),
-    "probe_batch": Field(int, 256, "examples in the probe batch", _positive),
-    "jacobian_samples": Field(int, 0, "examples whose input-output Jacobian spectrum is probed", _non_negative),
+    "optimizer": Field(str, "sgd", "optax optimizer", choices(lambda: list(OPTIMIZERS))),
+    "momentum": Field(float, 0.9, "momentum of the 'momentum' optimizer", unit_interval),
+    "learning_rate": Field(float, 0.01, "step size", positive, batched=True),
+    "batch_size": Field(int, 64, "minibatch size", positive),
+    "steps": Field(int, 500, "training steps (0: probes at init only)", non_negative),
+    "seed": Field(int, 0, "random seed (init and minibatches)", non_negative, batched=True, lane_dtype="uint32"),
+    "log_every": Field(int, 10, "steps between loss/accuracy evaluations", positive),
+    "probe_every": Field(int, 0, "steps between layer probes (0: first and last only)", non_negative),
+    "probe_batch": Field(int, 256, "examples in the probe batch", positive),
+    "jacobian_samples": Field(int, 0, "examples whose input-output Jacobian spectrum is probed", non_negative),
     "histogram_bins": Field(int, 0, "bins of per-layer histograms of φ(h_l) and ∂L/∂h_l at each probe (0: off)",
-                            _non_negative, id_omits_default=True),
-    "target_loss": Field(float, None, "train loss that counts as trained", _positive, batched=True, optional=True),
+                            non_negative, id_omits_default=True),
+    "target_loss": Field(float, None, "train loss that counts as trained", positive, batched=True, optional=True),
     "layers": Field(str, "auto", "layer stack: scan, unroll or auto (planner)",
-                    _choices(lambda: ["auto", "scan", "unroll"])),
-    "norm": Field(str, "none", "normalisation before each φ", _choices(lambda: list(models.NORMS)),
+                    choices(lambda: ["auto", "scan", "unroll"])),
+    "norm": Field(str, "none", "normalisation before each φ", choices(lambda: list(NORMS)),
                   id_omits_default=True),
     "residual": Field(bool, False, "skip connections h ← h + α·F(h) on layers 2..depth", id_omits_default=True),
-    "residual_scale": Field(float, 1.0, "α of residual layers", _positive, batched=True, id_omits_default=True),
-    "clip_norm": Field(float, None, "global gradient-norm clipping threshold", _positive, batched=True,
-                       optional=True, id_omits_default=True),
+    "residual_scale": Field(float, 1.0, "α of residual layers", positive, batched=True, id_omits_default=True),
+    "clip_norm": Field(float, None, "global gradient-norm clipping threshold", positive, batched=True,
+                       optional=True, id_omits_default=True, lane_none=float("inf")),
     "remedy": Field(str, None, "named bundle of init/norm/residual settings (satbench list)",
-                    _choices(remedies.known_remedies), optional=True, id_omits_default=True),
+                    choices(remedies.known_remedies), optional=True, id_omits_default=True),
 }
+
+
+def _add_family_fields(family: families.Family) -> None:
+    for name, field in family.fields.items():
+        if name in FIELDS and FIELDS[name] is not field:
+            raise ValueError(f"model family {family.name!r}: field {name!r} is already defined")
+        FIELDS[name] = field
+
+
+families.on_register(_add_family_fields)
+
+
+def model_fields() -> set[str]:
+    """Fields that only some families read: a config keeps them only if its family reads them."""
+    fams = [families.get(n) for n in families.known()]
+    return {f for fam in fams for f in (*fam.reads, *fam.fields)}
+
+
+def program_fields() -> tuple[str, ...]:
+    """Static fields every family's program shares (the ``train.Program`` settings): not
+    per-lane, not read by a family, and not depth, init, activation (lane indices) or a label."""
+    skip = model_fields() | {"model", "depth", "init", "activation", "remedy"}
+    return tuple(k for k, f in FIELDS.items() if not f.batched and k not in skip)
+
+
+def lane_fields() -> tuple[str, ...]:
+    """The per-lane (vmapped) fields."""
+    return tuple(k for k, f in FIELDS.items() if f.batched)
+
 
 EXPERIMENT_KEYS = {"name": str, "description": str, "reference": str, "figures": list}
 TOP_LEVEL = {"experiment", "fixed", "grid", "profiles"}
@@ -170,7 +178,7 @@ class Experiment:
         for combo in itertools.product(*(grid[k] for k in keys)):
             values = dict(base)
             values.update(zip(keys, combo))
-            values = remedies.apply(values)
+            values = for_family(remedies.apply(values))
             _check_consistency(values, where)
             config = Config(values)
             configs.setdefault(config.config_id, config)  # a remedy can make grid points equal
@@ -229,6 +237,14 @@ def _check_table(table: Any, where: str, as_grid: bool) -> dict:
     return out
 
 
+def for_family(values: dict) -> dict:
+    """``values`` with the fields its model family does not read at their defaults: a grid over
+    ``model`` × ``width`` runs each CNN once, and an MLP's id never depends on ``channels``."""
+    family = families.get(values["model"])
+    unused = model_fields() - set(family.reads) - set(family.fields)
+    return {k: (FIELDS[k].default if k in unused else v) for k, v in values.items()}
+
+
 def _check_consistency(values: dict, where: str) -> None:
     """Cross-field rules that a single field cannot check."""
     steps, log_every, probe_every = values["steps"], values["log_every"], values["probe_every"]
@@ -243,6 +259,10 @@ def _check_consistency(values: dict, where: str) -> None:
     problem = data.check_options(values["dataset"], values["preprocess"], values["train_subset"])
     if problem:
         raise SpecError(f"{where}: {problem}")
+    family = families.get(values["model"])
+    problem = family.check(values) if family.check else None
+    if problem:
+        raise SpecError(f"{where}: model {values['model']}: {problem}")
 
 
 def parse(text: str, source: str = "<string>") -> Experiment:

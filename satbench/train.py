@@ -11,7 +11,7 @@ for logging or probing it does not do.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,43 +19,35 @@ import numpy as np
 import optax
 from flax import nnx
 
-from satbench import models, probes
+from satbench import models, probes, spec
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
+OPTIMIZERS = spec.OPTIMIZERS
 #: threefry: the only implementation whose streams are the same under vmap as alone
 #: ("rbg" compiles faster on CPU but a lane's numbers would depend on its chunk).
 PRNG_IMPL = "threefry2x32"
+#: examples of the train and test sets that each evaluation uses (at most)
+EVAL_SIZE = 2048
 
 
 @dataclasses.dataclass(frozen=True)
 class Program:
-    """The static part of a config: one compilation per distinct Program."""
+    """The static part of a config: one compilation per distinct Program.
 
-    arch: models.Architecture
-    dataset: str
-    preprocess: str = "auto"  # these two change the data, hence the program (satbench.data.load)
-    train_subset: int = 0
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    batch_size: int = 64
-    steps: int = 100
-    log_every: int = 10
-    probe_every: int = 0  # 0: probe at the first and last step only
-    probe_batch: int = 256
-    eval_size: int = 2048
-    jacobian_samples: int = 0  # examples whose ∂h_L/∂h_1 spectrum is probed (0: none)
-    histogram_bins: int = 0  # bins of per-layer histograms of φ(h_l) and ∂L/∂h_l (0: none)
-    masked: bool = False  # lanes carry their own depth <= arch.depth
+    arch: the family's architecture. settings: every field of ``spec.program_fields()``
+    (dataset, optimizer, steps, ...), read as attributes (``program.steps``).
+    masked: lanes carry their own depth <= arch.depth.
+    """
 
-    def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.steps % self.log_every:
-            raise ValueError(f"log_every ({self.log_every}) must divide steps ({self.steps})")
-        if self.probe_interval % self.log_every:
-            raise ValueError(
-                f"probe_every ({self.probe_every}) must be a multiple of log_every ({self.log_every})"
-            )
+    arch: Any
+    settings: tuple[tuple[str, Any], ...]
+    masked: bool = False
+    eval_size: int = EVAL_SIZE  # not a config field: tests and benchmarks shrink it
+
+    def __getattr__(self, name):
+        for key, value in object.__getattribute__(self, "settings"):
+            if key == name:
+                return value
+        raise AttributeError(f"Program has no field {name!r}")
 
     @property
     def probe_interval(self) -> int:
@@ -71,19 +63,46 @@ class Program:
         return full if full[-1] == self.steps else np.append(full, self.steps)
 
 
-class Lane(NamedTuple):
-    """Per-config numbers batched by vmap (each a scalar for one run)."""
+def make_program(arch, masked: bool = False, eval_size: int = EVAL_SIZE, **settings) -> Program:
+    """A Program of ``arch`` with ``settings`` over the schema's defaults (``spec.FIELDS``)."""
+    names = spec.program_fields()
+    unknown = set(settings) - set(names)
+    if unknown:
+        raise ValueError(f"not program settings: {sorted(unknown)}; allowed: {', '.join(names)}")
+    values = {k: settings.get(k, spec.FIELDS[k].default) for k in names}
+    return Program(arch, tuple(values.items()), masked, eval_size)
 
-    seed: jax.Array
-    sigma_w2: jax.Array
-    sigma_b2: jax.Array
-    learning_rate: jax.Array
-    target_loss: jax.Array  # NaN: no target
-    depth: jax.Array  # active depth; equals arch.depth unless the program is masked
-    init_index: jax.Array  # which of arch.init this lane uses
-    residual_scale: jax.Array = 1.0  # α of residual layers (unused without residual)
-    activation_index: jax.Array = 0  # which of arch.activation this lane uses
-    clip_norm: jax.Array = float("inf")  # global-norm clipping threshold; inf: no clipping
+
+#: per-config numbers batched by vmap, each a scalar for one run: every ``spec.lane_fields()``
+#: field, plus ``depth`` (the active depth; arch.depth unless masked), ``init_index`` and
+#: ``activation_index`` (which of arch.init and arch.activation the lane uses)
+Lane = dict
+
+
+def lane_arrays(rows: list[dict], arch, n_lanes: int) -> dict[str, np.ndarray]:
+    """The lane fields of config ``rows`` (dicts of field values) as numpy arrays of ``n_lanes``
+    (the last row repeated to pad), encoded as the schema says: None as the field's
+    ``lane_none``, ints as int32 (or their ``lane_dtype``), floats as float32."""
+    rows = list(rows) + [rows[-1]] * (n_lanes - len(rows))
+    out = {}
+    for name in spec.lane_fields():
+        field = spec.FIELDS[name]
+        values = [field.lane_none if r[name] is None else r[name] for r in rows]
+        dtype = field.lane_dtype or ("int32" if field.kind is int else "float32")
+        out[name] = np.array(values, dtype)
+    out["depth"] = np.array([r["depth"] for r in rows], np.int32)
+    out["init_index"] = np.array([arch.init.index(r["init"]) for r in rows], np.int32)
+    out["activation_index"] = np.array([arch.activation.index(r["activation"]) for r in rows], np.int32)
+    return out
+
+
+def one_lane(arch, **values) -> dict[str, jax.Array]:
+    """One lane's values as JAX scalars: ``values`` over the schema's defaults (depth: the
+    architecture's, init and activation: its first). For running ``run`` on one config."""
+    row = {k: f.default for k, f in spec.FIELDS.items()}
+    row.update(depth=arch.depth, init=arch.init[0], activation=arch.activation[0])
+    row.update(values)
+    return {k: jnp.asarray(v[0]) for k, v in lane_arrays([row], arch, 1).items()}
 
 
 class Data(NamedTuple):
@@ -157,7 +176,7 @@ def _blocked_loss_accuracy(model, x, y, ctx):
     n = x.shape[0]
     n_blocks = -(-n // EVAL_BLOCK)
     pad = n_blocks * EVAL_BLOCK - n
-    xb = jnp.pad(x, ((0, pad), (0, 0))).reshape(n_blocks, EVAL_BLOCK, x.shape[1])
+    xb = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape(n_blocks, EVAL_BLOCK, *x.shape[1:])
     yb = jnp.pad(y, (0, pad)).reshape(n_blocks, EVAL_BLOCK)
     weight = (jnp.arange(n_blocks * EVAL_BLOCK) < n).reshape(n_blocks, EVAL_BLOCK)
 
@@ -174,12 +193,12 @@ def _blocked_loss_accuracy(model, x, y, ctx):
 def run(program: Program, lane: Lane, data: Data) -> Record:
     """Initialise, probe, train for ``program.steps`` steps, probe and log on schedule."""
     arch = program.arch
-    key = jax.random.key(lane.seed, impl=PRNG_IMPL)
+    key = jax.random.key(lane["seed"], impl=PRNG_IMPL)
     init_key, batch_key = jax.random.split(key)
-    graphdef, params = models.init_state(arch, init_key, lane.sigma_w2, lane.sigma_b2, lane.init_index)
-    active = jnp.arange(arch.depth) < lane.depth if program.masked else None
-    ctx = models.Context(active=active, residual_scale=lane.residual_scale, activation_index=lane.activation_index)
-    optimizer = make_optimizer(program.optimizer, lane.learning_rate, program.momentum, lane.clip_norm)
+    graphdef, params = models.init_state(arch, init_key, lane["sigma_w2"], lane["sigma_b2"], lane["init_index"])
+    active = jnp.arange(arch.depth) < lane["depth"] if program.masked else None
+    ctx = models.Context(active=active, residual_scale=lane["residual_scale"], activation_index=lane["activation_index"])
+    optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"])
     batchnorm = arch.norm == "batchnorm"
 
     n_train = data.x_train.shape[0]
@@ -240,7 +259,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
             diverged_step=jnp.where(~s.diverged & ~ok, s.step, s.diverged_step),
             last_finite_loss=jnp.where(frozen, s.last_finite_loss, loss),
             norm_stats=jax.tree.map(keep, norm_stats, s.norm_stats),
-            clipped_steps=s.clipped_steps + (~frozen & (grad_norm > lane.clip_norm)),
+            clipped_steps=s.clipped_steps + (~frozen & (grad_norm > lane["clip_norm"])),
             max_grad_norm=jnp.where(frozen, s.max_grad_norm, jnp.maximum(s.max_grad_norm, grad_norm)),
         ), None
 
@@ -285,7 +304,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     layers = jax.tree.map(lambda *parts: jnp.concatenate(parts), *layer_parts)  # (n_probes, ...) leaves
     spectra = layers.pop("spectra", None)
     histograms = layers.pop("histograms", None)
-    hit = train_loss <= lane.target_loss  # False for a NaN target
+    hit = train_loss <= lane["target_loss"]  # False for a NaN target
     log_steps = jnp.asarray(program.log_steps(), jnp.int32)
     return Record(
         layers=layers,
@@ -303,6 +322,17 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     )
 
 
-def data_arrays(dataset) -> Data:
-    """Device arrays of a ``satbench.data.Dataset``."""
-    return Data(*(jnp.asarray(a) for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)))
+def data_arrays(dataset, info=None) -> Data:
+    """Device arrays of a ``satbench.data.Dataset``; with its ``DatasetInfo``, images take their
+    (H, W, C) shape (a network that wants vectors flattens them itself)."""
+
+    def shaped(x):
+        if info is None or info.image_shape is None:
+            return x
+        height, width, channels = info.image_shape
+        if info.channels_first:
+            return x.reshape(-1, channels, height, width).transpose(0, 2, 3, 1)
+        return x.reshape(-1, height, width, channels)
+
+    return Data(jnp.asarray(shaped(dataset.x_train)), jnp.asarray(dataset.y_train),
+                jnp.asarray(shaped(dataset.x_test)), jnp.asarray(dataset.y_test))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.special
 
-from satbench import activations, inits, models
+from satbench import activations, inits, mlp, models
 
 
 def test_sigmoid_derivative_peaks_at_a_quarter_and_tanh_at_one():
@@ -155,7 +155,7 @@ def test_orthogonal_init_makes_its_svds_one_after_the_other():
     XLA:CPU ran them side by side; on 2 cores jaxlib 0.10's batched LAPACK calls then held both
     intra-op threads while waiting for each other's batches (a sweep of saxe2014 hung). Each SVD
     must depend on the previous one through data (an optimization_barrier is not kept by XLA)."""
-    arch = models.Architecture(n_in=5, n_out=3, width=8, depth=3, activation="linear", init="orthogonal")
+    arch = mlp.Architecture(n_in=5, n_out=3, width=8, depth=3, activation="linear", init="orthogonal")
     fn = jax.vmap(lambda seed: models.init_state(arch, jax.random.key(seed), 1.0, 0.0)[1]["w_out"][...])
     jaxpr = jax.make_jaxpr(fn)(jnp.arange(4)).jaxpr
     found = []
@@ -180,10 +180,10 @@ def test_no_two_svds_of_a_training_run_can_run_side_by_side():
     must depend on the one before."""
     from satbench import train
 
-    arch = models.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="orthogonal")
-    program = train.Program(arch, "digits", steps=4, log_every=2, jacobian_samples=1, batch_size=4)
+    arch = mlp.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="orthogonal")
+    program = train.make_program(arch, dataset="digits", steps=4, log_every=2, jacobian_samples=1, batch_size=4)
     data = train.Data(jnp.ones((8, 6)), jnp.zeros(8, jnp.int32), jnp.ones((4, 6)), jnp.zeros(4, jnp.int32))
-    lane = train.Lane(*(jnp.asarray(v) for v in (0, 1.0, 0.0, 0.1, jnp.nan, 3, 0)))
+    lane = train.one_lane(arch, seed=0, sigma_w2=1.0, sigma_b2=0.0, learning_rate=0.1, depth=3)
     jaxpr = jax.make_jaxpr(lambda lanes: jax.vmap(lambda ln: train.run(program, ln, data))(lanes))(
         jax.tree.map(lambda v: jnp.stack([v, v]), lane)).jaxpr
     found = []

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from flax import nnx
 
-from satbench import cli, engine, models, probes, spec, store, train
+from satbench import cli, engine, mlp, models, probes, spec, store, train
 
 PLOTTED = """
 [experiment]
@@ -249,7 +249,7 @@ def test_each_optimizer_trains_as_optax_defines_it(monkeypatch):
     """Two steps of train.run from known weights (init_state replaced) on data whose minibatches
     are all the same, against the updates written out in this test; the four optimizers give
     four different losses, so the one a config names is the one that trains."""
-    arch = models.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="gaussian")
+    arch = mlp.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="gaussian")
     graphdef, params0 = models.init_state(arch, jax.random.key(7), 1.0, 0.1)
     monkeypatch.setattr(models, "init_state", lambda *args, **kwargs: (graphdef, params0))
     data = _one_example_data()
@@ -264,10 +264,10 @@ def test_each_optimizer_trains_as_optax_defines_it(monkeypatch):
 
     loss_and_grad = jax.jit(jax.value_and_grad(loss))
 
-    lane = train.Lane(*(jnp.asarray(v) for v in (0, 1.0, 0.1, lr, np.nan, 3, 0)))
+    lane = train.one_lane(arch, seed=0, sigma_w2=1.0, sigma_b2=0.1, learning_rate=lr, depth=3)
     finals = {}
     for name in train.OPTIMIZERS:
-        program = train.Program(arch, "digits", optimizer=name, momentum=momentum, batch_size=4, steps=2,
+        program = train.make_program(arch, dataset="digits", optimizer=name, momentum=momentum, batch_size=4, steps=2,
                                 log_every=1, eval_size=8, probe_batch=8)
         rec = jax.device_get(jax.jit(functools.partial(train.run, program))(lane, data))
         p = {k: np.asarray(v, np.float64) for k, v in nnx.to_pure_dict(params0).items()}

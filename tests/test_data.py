@@ -82,16 +82,13 @@ def test_a_small_mlp_learns_shapeset_well_above_chance():
     import jax
     import jax.numpy as jnp
 
-    from satbench import models, train
+    from satbench import mlp, models, train
 
     ds = data.load("shapeset", preprocess="center")
-    arch = models.Architecture(ds.n_in, ds.n_classes, 64, 2, "relu", "he", "unroll")
-    prog = train.Program(arch, "shapeset", preprocess="center", optimizer="adam", batch_size=128, steps=600,
+    arch = mlp.Architecture(ds.n_in, ds.n_classes, 64, 2, "relu", "he", "unroll")
+    prog = train.make_program(arch, dataset="shapeset", preprocess="center", optimizer="adam", batch_size=128, steps=600,
                          log_every=300, eval_size=2000)
-    one = lambda v, t: jnp.asarray(v, t)  # noqa: E731
-    lane = train.Lane(seed=one(0, jnp.uint32), sigma_w2=one(1.0, jnp.float32), sigma_b2=one(0.0, jnp.float32),
-                      learning_rate=one(3e-3, jnp.float32), target_loss=one(np.nan, jnp.float32),
-                      depth=one(2, jnp.int32), init_index=one(0, jnp.int32))
+    lane = train.one_lane(arch, seed=0, sigma_w2=1.0, sigma_b2=0.0, learning_rate=3e-3)
     rec = jax.jit(functools.partial(train.run, prog))(lane, train.data_arrays(ds))
     assert float(rec.test_accuracy[0]) < 0.16
     assert float(rec.test_accuracy[-1]) > 0.2

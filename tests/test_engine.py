@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from satbench import data, engine, executables, inits, models, spec, store, train
+from satbench import data, engine, executables, inits, mlp, models, spec, store, train
 from conftest import assert_identical_results, assert_same_results
 
 
 def _program(depth=4, steps=30, activation="tanh", masked=False, layers="scan", init="gaussian"):
     ds = data.load("digits")
-    arch = models.Architecture(ds.n_in, ds.n_classes, 24, depth, activation, init, layers)
-    return train.Program(arch, "digits", batch_size=32, steps=steps, log_every=10, probe_every=10,
-                         masked=masked)
+    arch = mlp.Architecture(ds.n_in, ds.n_classes, 24, depth, activation, init, layers)
+    return train.make_program(arch, masked=masked, dataset="digits", batch_size=32, steps=steps, log_every=10,
+                              probe_every=10)
 
 
 def _lanes(**columns):
@@ -25,18 +25,8 @@ def _lanes(**columns):
     base = dict(sigma_b2=[0.0] * n, learning_rate=[0.05] * n, target_loss=[np.nan] * n, depth=[4] * n,
                 init_index=[0] * n, residual_scale=[1.0] * n, activation_index=[0] * n, clip_norm=[np.inf] * n)
     base.update(columns)
-    return train.Lane(
-        seed=jnp.asarray(base["seed"], jnp.uint32),
-        sigma_w2=jnp.asarray(base["sigma_w2"], jnp.float32),
-        sigma_b2=jnp.asarray(base["sigma_b2"], jnp.float32),
-        learning_rate=jnp.asarray(base["learning_rate"], jnp.float32),
-        target_loss=jnp.asarray(base["target_loss"], jnp.float32),
-        depth=jnp.asarray(base["depth"], jnp.int32),
-        init_index=jnp.asarray(base["init_index"], jnp.int32),
-        residual_scale=jnp.asarray(base["residual_scale"], jnp.float32),
-        activation_index=jnp.asarray(base["activation_index"], jnp.int32),
-        clip_norm=jnp.asarray(base["clip_norm"], jnp.float32),
-    )
+    dtypes = {"seed": jnp.uint32, "depth": jnp.int32, "init_index": jnp.int32, "activation_index": jnp.int32}
+    return {k: jnp.asarray(v, dtypes.get(k, jnp.float32)) for k, v in base.items()}
 
 
 def _sweep(program, lanes):
@@ -79,7 +69,7 @@ def test_a_config_s_init_is_the_same_in_any_chunk_and_any_padded_program(rules):
     ds = data.load("digits")
 
     def draw(depth, seed, index):
-        arch = models.Architecture(ds.n_in, ds.n_classes, 16, depth, "tanh", rules)
+        arch = mlp.Architecture(ds.n_in, ds.n_classes, 16, depth, "tanh", rules)
         return models.init_state(arch, jax.random.key(seed), 1.3, 0.1, index)[1]
 
     seeds = jnp.arange(16, dtype=jnp.uint32)
@@ -323,8 +313,8 @@ def test_deep_orthogonal_program_has_three_chained_svds_no_qr_and_a_size_flat_in
     d = train.data_arrays(ds)
     sizes = {}
     for depth in (8, 32):
-        arch = models.Architecture(ds.n_in, ds.n_classes, 64, depth, "tanh", "orthogonal", "scan")
-        prog = train.Program(arch, "digits", steps=0)
+        arch = mlp.Architecture(ds.n_in, ds.n_classes, 64, depth, "tanh", "orthogonal", "scan")
+        prog = train.make_program(arch, dataset="digits", steps=0)
         fn = jax.jit(jax.vmap(functools.partial(train.run, prog), in_axes=(0, None)))
         lanes = engine.lanes_for([], prog, 4)
         text = fn.lower(lanes, d).as_text()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from satbench import data, engine, executables, models, store, train
+from satbench import data, engine, executables, mlp, models, store, train
 
 
 @pytest.fixture
@@ -19,9 +19,9 @@ def cache(tmp_path, monkeypatch):
     return folder
 
 
-def _program(**changes):
-    arch = models.Architecture(n_in=64, n_out=10, width=8, depth=3, activation="tanh", init="gaussian")
-    return dataclasses.replace(train.Program(arch, "digits", steps=10, log_every=5, batch_size=8), **changes)
+def _program(arch=None, **changes):
+    arch = arch or mlp.Architecture(n_in=64, n_out=10, width=8, depth=3, activation="tanh", init="gaussian")
+    return train.make_program(arch, **{"dataset": "digits", "steps": 10, "log_every": 5, "batch_size": 8, **changes})
 
 
 

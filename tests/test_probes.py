@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from satbench import models, probes
+from satbench import mlp, models, probes
 
 
 def _numpy_backprop(p, x, y):
@@ -37,7 +37,7 @@ def _numpy_backprop(p, x, y):
 
 @pytest.mark.parametrize("layers", ["scan", "unroll"])
 def test_grad_and_signal_norms_equal_explicit_backprop(layers):
-    arch = models.Architecture(n_in=12, n_out=5, width=24, depth=6, activation="tanh",
+    arch = mlp.Architecture(n_in=12, n_out=5, width=24, depth=6, activation="tanh",
                                init="gaussian", layers=layers)
     graphdef, params = models.init_state(arch, jax.random.key(3), 2.0, 0.1)
     rng = np.random.default_rng(0)
@@ -88,7 +88,7 @@ def test_probe_norms_equal_finite_differences_of_an_independent_forward_pass(act
     statistics too: probes measure the net as it trains."""
     alpha = 0.5
     with jax.enable_x64(True):
-        arch = models.Architecture(n_in=5, n_out=3, width=6, depth=3, activation=activation, init="glorot_normal",
+        arch = mlp.Architecture(n_in=5, n_out=3, width=6, depth=3, activation=activation, init="glorot_normal",
                                    norm=norm, residual=residual)
         graphdef, params = models.init_state(arch, jax.random.key(0), 1.5, 0.05)
         params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
@@ -135,7 +135,7 @@ def test_saturation_and_dead_fractions_equal_numpy_on_the_pre_activations():
     layer_probes = jax.jit(probes.layer_probes, static_argnums=0)
     preacts = jax.jit(lambda graphdef, params, x, ctx=models.Context(): nnx.merge(graphdef, params)(x, ctx).preacts,
                       static_argnums=0)
-    arch = models.Architecture(n_in=10, n_out=2, width=64, depth=3, activation=("sigmoid", "tanh"), init="gaussian")
+    arch = mlp.Architecture(n_in=10, n_out=2, width=64, depth=3, activation=("sigmoid", "tanh"), init="gaussian")
     closed_forms = {0: (lambda h: np.exp(-h) / (1 + np.exp(-h)) ** 2, 0.25), 1: (lambda h: 1 / np.cosh(h) ** 2, 1.0)}
     for index, sigma_w2 in ((0, 16.0), (1, 4.0)):
         graphdef, params = models.init_state(arch, jax.random.key(0), sigma_w2, 0.1)
@@ -149,7 +149,7 @@ def test_saturation_and_dead_fractions_equal_numpy_on_the_pre_activations():
         np.testing.assert_array_equal(np.asarray(out["dead_frac"]), 0.0)
 
     # relu: a unit is dead when h <= 0 on every example; large biases kill some and keep others
-    relu_arch = models.Architecture(n_in=10, n_out=2, width=50, depth=3, activation="relu", init="he")
+    relu_arch = mlp.Architecture(n_in=10, n_out=2, width=50, depth=3, activation="relu", init="he")
     graphdef, params = models.init_state(relu_arch, jax.random.key(0), 0.5, 2.0)
     out = layer_probes(graphdef, params, x[:16], y[:16])
     h = np.asarray(preacts(graphdef, params, x[:16]))
@@ -165,7 +165,7 @@ def test_relu_he_keeps_variance_while_gaussian_halves_it_per_layer():
     x = jax.random.normal(jax.random.key(99), (32, width))
 
     def log_ratios(init):
-        arch = models.Architecture(n_in=width, n_out=2, width=width, depth=depth, activation="relu",
+        arch = mlp.Architecture(n_in=width, n_out=2, width=width, depth=depth, activation="relu",
                                    init=init, layers="scan")
 
         @jax.jit
@@ -194,7 +194,7 @@ def test_decay_rate_recovers_a_geometric_profile():
 
 def test_jacobian_spectrum_of_an_orthogonal_linear_net_is_all_ones():
     """Saxe et al. 2014: a product of orthogonal matrices has every singular value 1."""
-    arch = models.Architecture(n_in=5, n_out=2, width=32, depth=6, activation="linear", init="orthogonal")
+    arch = mlp.Architecture(n_in=5, n_out=2, width=32, depth=6, activation="linear", init="orthogonal")
     graphdef, params = models.init_state(arch, jax.random.key(0), 1.0, 0.0)
     sv = probes.jacobian_singular_values(graphdef, params, jnp.ones((3, 5)))
     assert sv.shape == (3, 32)
@@ -206,7 +206,7 @@ def test_jacobian_spectrum_of_an_orthogonal_linear_net_is_all_ones():
 def test_jacobian_spectrum_equals_numpy_product_of_layer_jacobians(layers, active_depth):
     """Also in a padded program: a lane of depth 3 in a depth-4 program (its last layer masked)
     has the spectrum of its own 2 hidden layers' product."""
-    arch = models.Architecture(n_in=4, n_out=2, width=16, depth=4, activation="tanh", init="gaussian", layers=layers)
+    arch = mlp.Architecture(n_in=4, n_out=2, width=16, depth=4, activation="tanh", init="gaussian", layers=layers)
     graphdef, params = models.init_state(arch, jax.random.key(1), 1.5, 0.1)
     x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
     ctx = models.Context(active=jnp.arange(4) < active_depth)
@@ -239,7 +239,7 @@ def test_layer_histograms_count_every_value_in_shared_bins_and_skip_masked_layer
 
 
 def test_layer_probes_histograms_are_the_activations_and_back_propagated_gradients():
-    arch = models.Architecture(n_in=6, n_out=3, width=10, depth=3, activation="tanh", init="gaussian")
+    arch = mlp.Architecture(n_in=6, n_out=3, width=10, depth=3, activation="tanh", init="gaussian")
     graphdef, params = models.init_state(arch, jax.random.key(0), 1.0, 0.0)
     x = jax.random.normal(jax.random.key(1), (8, 6))
     y = jnp.arange(8) % 3
@@ -259,7 +259,7 @@ def test_jacobian_spectrum_of_a_blown_up_net_is_nan_without_lapack_errors(capfd)
     inf/NaN Jacobian: its spectrum is NaN, and LAPACK never sees the non-finite matrix (it
     printed 'On entry to SLASCL parameter number 4 had an illegal value' to stdout: the divide-and-
     conquer SVD of a matrix wider than 25 rescales by its non-finite norm)."""
-    arch = models.Architecture(n_in=4, n_out=2, width=64, depth=3, activation="linear", init="gaussian")
+    arch = mlp.Architecture(n_in=4, n_out=2, width=64, depth=3, activation="linear", init="gaussian")
     graphdef, params = models.init_state(arch, jax.random.key(0), 1.0, 0.0)
     params["w_hidden"] = nnx.Param(jnp.full_like(params["w_hidden"][...], 1e30))  # J = W_3 W_2: all inf
     sv = probes.jacobian_singular_values(graphdef, params, jnp.ones((2, 4)))

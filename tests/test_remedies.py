@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from satbench import data, models, probes, remedies, spec, train
+from satbench import data, mlp, models, probes, remedies, spec, train
 
 DIGITS = data.load("digits")
 
@@ -18,7 +18,7 @@ def _lane(**values):
                 init_index=0, residual_scale=1.0, activation_index=0, clip_norm=np.inf)
     base.update(values)
     dtypes = {"seed": jnp.uint32, "depth": jnp.int32, "init_index": jnp.int32, "activation_index": jnp.int32}
-    return train.Lane(*(jnp.asarray(base[f], dtypes.get(f, jnp.float32)) for f in train.Lane._fields))
+    return {k: jnp.asarray(v, dtypes.get(k, jnp.float32)) for k, v in base.items()}
 
 
 def _run(program, lane):
@@ -26,7 +26,7 @@ def _run(program, lane):
 
 
 def _arch(depth, activation="sigmoid", init="standard", width=64, **options):
-    return models.Architecture(DIGITS.n_in, DIGITS.n_classes, width, depth, activation, init, "scan", **options)
+    return mlp.Architecture(DIGITS.n_in, DIGITS.n_classes, width, depth, activation, init, "scan", **options)
 
 
 def _signal_decades(depth, residual):
@@ -73,8 +73,8 @@ def test_norms_normalise_as_defined():
 def test_batchnorm_keeps_the_last_layer_input_band_steady_while_the_plain_net_drifts():
     """Ioffe & Szegedy Fig. 1(b, c): 3×100 sigmoid, one last-layer unit's 15–85th percentile band."""
     def band(norm):
-        arch = models.Architecture(DIGITS.n_in, DIGITS.n_classes, 100, 3, "sigmoid", "gaussian", "unroll", norm=norm)
-        program = train.Program(arch, "digits", batch_size=60, steps=400, log_every=50, probe_every=50)
+        arch = mlp.Architecture(DIGITS.n_in, DIGITS.n_classes, 100, 3, "sigmoid", "gaussian", "unroll", norm=norm)
+        program = train.make_program(arch, dataset="digits", batch_size=60, steps=400, log_every=50, probe_every=50)
         layers = _run(program, _lane(learning_rate=0.5)).layers
         return layers["unit_p85"][:, -1] - layers["unit_p15"][:, -1]
 
@@ -85,7 +85,7 @@ def test_batchnorm_keeps_the_last_layer_input_band_steady_while_the_plain_net_dr
 
 def test_batchnorm_lane_under_vmap_equals_the_same_config_alone():
     arch = _arch(4, norm="batchnorm", init="gaussian", width=24)
-    program = train.Program(arch, "digits", batch_size=32, steps=30, log_every=10, probe_every=10,
+    program = train.make_program(arch, dataset="digits", batch_size=32, steps=30, log_every=10, probe_every=10,
                             jacobian_samples=2)
     seeds, scales, rates = [0, 1, 2], [0.5, 2.0, 8.0], [0.01, 0.1, 0.05]
     lanes = jax.tree.map(lambda *v: jnp.stack(v), *[
@@ -123,7 +123,7 @@ def test_batchnorm_net_learns_and_is_evaluated_with_running_averages():
     averages (the training distribution's statistics) the shifted examples are far out and the
     net guesses. Blocks of 256 examples, no padding: 512 examples."""
     arch = _arch(3, norm="batchnorm", init="gaussian", width=32)
-    program = train.Program(arch, "digits", batch_size=32, steps=50, log_every=50)
+    program = train.make_program(arch, dataset="digits", batch_size=32, steps=50, log_every=50)
     x, y = jnp.asarray(DIGITS.x_train[:512]), jnp.asarray(DIGITS.y_train[:512])
     rec = jax.device_get(jax.jit(functools.partial(train.run, program))(_lane(learning_rate=0.1),
                                                                          train.Data(x, y, x + 10.0, y)))
@@ -133,7 +133,7 @@ def test_batchnorm_net_learns_and_is_evaluated_with_running_averages():
 
 def test_tiny_clip_norm_fires_every_step_and_bounds_each_update():
     arch = _arch(3, activation="tanh", init="gaussian", width=16)
-    program = train.Program(arch, "digits", batch_size=32, steps=20, log_every=10)
+    program = train.make_program(arch, dataset="digits", batch_size=32, steps=20, log_every=10)
     clipped = _run(program, _lane(clip_norm=1e-3))
     free = _run(program, _lane())
     loose = _run(program, _lane(clip_norm=1e6))
@@ -192,7 +192,7 @@ def test_unrolled_and_scanned_layers_agree_with_norms_and_skips():
     for options in ({"norm": "batchnorm"}, {"norm": "layernorm", "residual": True}):
         outs = []
         for layers in ("scan", "unroll"):
-            arch = models.Architecture(DIGITS.n_in, DIGITS.n_classes, 16, 5, ("tanh", "relu"), "gaussian", layers,
+            arch = mlp.Architecture(DIGITS.n_in, DIGITS.n_classes, 16, 5, ("tanh", "relu"), "gaussian", layers,
                                        **options)
             graphdef, params = models.init_state(arch, jax.random.key(4), 1.5, 0.1)
             ctx = models.Context(residual_scale=0.5, activation_index=1)

@@ -15,7 +15,7 @@ import jax
 import pandas as pd
 import pytest
 
-from satbench import data, engine, models, plan, spec, store, train
+from satbench import data, engine, mlp, models, plan, spec, store, train
 from conftest import TINY, assert_same_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +36,9 @@ def _tree_bytes(tree) -> int:
 @pytest.mark.parametrize("width,depth,optimizer", [(16, 3, "sgd"), (24, 5, "adam"), (8, 2, "momentum")])
 def test_the_estimate_counts_the_actual_params_and_optimizer_state(width, depth, optimizer):
     ds = data.load("digits")
-    arch = models.Architecture(ds.n_in, ds.n_classes, width, depth, "tanh", "gaussian")
+    arch = mlp.Architecture(ds.n_in, ds.n_classes, width, depth, "tanh", "gaussian")
     _, params = models.init_state(arch, jax.random.key(0), 1.0, 0.1)
-    terms = plan.memory_terms(_values(width=width, depth=depth, optimizer=optimizer), depth, ds.n_in, ds.n_classes)
+    terms = plan.memory_terms(_values(width=width, depth=depth, optimizer=optimizer), depth, plan.data_shape("digits"))
     assert terms["params"] == _tree_bytes(params)
     opt_state = train.make_optimizer(optimizer, 0.1, 0.9).init(params)
     assert terms["optimizer"] <= _tree_bytes(opt_state) <= terms["optimizer"] + 16  # + adam's step count
@@ -47,7 +47,7 @@ def test_the_estimate_counts_the_actual_params_and_optimizer_state(width, depth,
 def test_the_estimate_grows_with_width_depth_batch_and_jacobian_samples():
     def total(**kw):
         depth = kw.get("depth", 8)
-        return plan.config_bytes(_values(**kw), depth, 64, 10)
+        return plan.config_bytes(_values(**kw), depth, plan.data_shape("digits"))
 
     base = total()
     assert total(width=256) > base and total(depth=16) > base and total(batch_size=512) > base
@@ -62,14 +62,14 @@ def test_the_estimate_is_near_xlas_own_buffer_assignment():
     and ``config_bytes`` agree within a factor of two (scanned layers)."""
     ds = data.load("digits")
     values = _values(width=16, depth=3, steps=20, log_every=10, optimizer="adam")
-    arch = models.Architecture(ds.n_in, ds.n_classes, 16, 3, "tanh", "gaussian", "scan")
-    program = train.Program(arch, "digits", optimizer="adam", steps=20, log_every=10)
+    arch = mlp.Architecture(ds.n_in, ds.n_classes, 16, 3, "tanh", "gaussian", "scan")
+    program = train.make_program(arch, dataset="digits", optimizer="adam", steps=20, log_every=10)
     used = []
     for chunk in (1, 3):
         m = engine.compiled_sweep(program, chunk, train.data_arrays(ds)).memory_analysis()
         used.append(m.temp_size_in_bytes + m.output_size_in_bytes)
     per_lane = (used[1] - used[0]) / 2
-    assert 0.5 < plan.config_bytes(values, 3, ds.n_in, ds.n_classes) / per_lane < 2.0
+    assert 0.5 < plan.config_bytes(values, 3, plan.data_shape("digits")) / per_lane < 2.0
 
 
 def test_chunk_size_fits_the_budget_and_the_devices():
@@ -89,7 +89,7 @@ def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(
     exp = spec.load(str(path))
     cfg = max(exp.configs(), key=lambda c: c["depth"])  # the padded program's depth sizes a lane
     ds = data.load(cfg["dataset"])
-    per_config = plan.config_bytes(cfg.values, cfg["depth"], ds.n_in, ds.n_classes)
+    per_config = plan.config_bytes(cfg.values, cfg["depth"], plan.data_shape(cfg["dataset"]))
     fixed = plan.program_bytes(cfg["dataset"])
     budget = fixed + 2 * per_config + per_config // 2  # room for two configs, not three
     engine.run_experiment(exp, None, tmp_path, progress=False, memory_budget=budget)

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from flax import nnx
 
-from satbench import cli, engine, models, probes, spec, store, theory
+from satbench import cli, engine, mlp, models, probes, spec, store, theory
 
 
 def _input_at_q_star(n, n_in, q_star, sigma_w2, sigma_b2, seed=0):
@@ -22,7 +22,7 @@ def test_measured_signal_decay_matches_chi1_on_a_width_2000_tanh_net():
     width, depth, sigma_b2 = 2000, 20, 0.05
     for sigma_w2 in (1.2, 1.76, 2.5):
         t = theory.summary("tanh", sigma_w2, sigma_b2)
-        arch = models.Architecture(n_in=width, n_out=10, width=width, depth=depth, activation="tanh",
+        arch = mlp.Architecture(n_in=width, n_out=10, width=width, depth=depth, activation="tanh",
                                    init="gaussian", layers="scan")
         graphdef, params = models.init_state(arch, jax.random.key(7), sigma_w2, sigma_b2)
         x = _input_at_q_star(64, width, t["q_star"], sigma_w2, sigma_b2)
@@ -43,7 +43,7 @@ def test_jacobian_variance_matches_pennington_at_L32_N400(init, expected, tolera
         _, var_theory = theory.jacobian_moments("tanh", sigma_w2, sigma_b2, factors, init)
     assert float(var_theory) == pytest.approx(expected, rel=0.05)
     q_star = theory.summary("tanh", sigma_w2, sigma_b2)["q_star"]
-    arch = models.Architecture(n_in=width, n_out=2, width=width, depth=factors + 1, activation="tanh",
+    arch = mlp.Architecture(n_in=width, n_out=2, width=width, depth=factors + 1, activation="tanh",
                                init=init, layers="scan")
 
     @jax.jit
@@ -129,7 +129,7 @@ def test_jacobian_moments_from_q1_follow_the_q_map_transient():
                                    rtol=1e-9)
         mean, var = (float(v) for v in theory.jacobian_moments_from("tanh", sigma_w2, sigma_b2, q1, factors))
         _, var_star = theory.jacobian_moments("tanh", sigma_w2, sigma_b2, factors)
-    arch = models.Architecture(n_in=width, n_out=2, width=width, depth=factors + 1, activation="tanh",
+    arch = mlp.Architecture(n_in=width, n_out=2, width=width, depth=factors + 1, activation="tanh",
                                init="orthogonal", layers="scan")
 
     @jax.jit

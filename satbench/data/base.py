@@ -56,3 +56,12 @@ class DatasetInfo:
     source: str  # one line: where it comes from, licence
     origin: str = "generated"  # generated, bundled, or folder (read from the user's data folder)
     folder: str | None = None  # subfolder of the user's data folder
+    #: (height, width, channels) of an image (None: not images); the rows of ``x`` are images
+    #: flattened in this order, or channels first where ``channels_first``
+    image_shape: tuple[int, int, int] | None = None
+    channels_first: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape as a network sees it: an image (H, W, C), or (features,)."""
+        return self.image_shape or (self.n_in,)

@@ -1,0 +1,98 @@
+"""The CNN family's implementation (declared in ``satbench.families.cnn``).
+
+Layer 1 maps the image's C_in channels to ``channels``; layers 2..depth are
+k×k convolutions of ``channels`` channels at stride 1, so every site is an
+(H, W, channels) map and the stack runs under ``lax.scan`` at any depth. With
+circular padding a layer is a convolution on a torus, the setting in which Xiao
+et al. (2018) show the q-map and χ₁ equal the fully connected ones with fan-in
+k²·C. The readout averages over positions and is dense.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from satbench.families import Cost, DataShape
+from satbench.models import LayerStack
+
+DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """Everything about the CNN that changes the compiled program (validated by ``satbench.spec``)."""
+
+    image_shape: tuple[int, int, int]  # (height, width, input channels)
+    n_out: int
+    channels: int
+    depth: int
+    activation: tuple[str, ...]
+    init: tuple[str, ...]
+    kernel_size: int = 3
+    padding: str = "circular"  # "circular" | "same"
+    layers: str = "scan"
+    norm: str = "none"
+    residual: bool = False
+    model = "cnn"
+
+    def __post_init__(self):
+        for name in ("init", "activation"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, (getattr(self, name),))
+
+    @property
+    def site_shape(self) -> tuple[int, int, int]:
+        height, width, _ = self.image_shape
+        return (height, width, self.channels)
+
+
+def convolve(x, kernel, padding: str):
+    """Stride-1 2-D convolution of NHWC ``x`` with an HWIO ``kernel``, output the input's size:
+    ``circular`` wraps the image around (a torus), ``same`` pads with zeros."""
+    if padding == "circular":
+        half = kernel.shape[0] // 2
+        x = jnp.pad(x, ((0, 0), (half, half), (half, half), (0, 0)), mode="wrap")
+        pad = "VALID"
+    else:
+        pad = "SAME"
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), pad, dimension_numbers=DIMENSIONS)
+
+
+class Network(LayerStack):
+    """image → depth × (k×k convolution → φ) → global average pool → dense readout."""
+
+    @staticmethod
+    def param_shapes(arch: Architecture) -> dict:
+        k, c, n = arch.kernel_size, arch.channels, arch.depth - 1
+        return {"w_in": (k, k, arch.image_shape[-1], c), "b_in": (c,), "w_hidden": (n, k, k, c, c),
+                "b_hidden": (n, c), "w_out": (c, arch.n_out), "b_out": (arch.n_out,)}
+
+    def first_layer(self, x):
+        x = x.reshape(x.shape[0], *self.arch.image_shape)
+        return convolve(x, self.w_in[...], self.arch.padding) + self.b_in[...]
+
+    def hidden_affine(self, a, w, b):
+        return convolve(a, w, self.arch.padding) + b
+
+    def readout(self, a):
+        return a.mean(axis=(1, 2)) @ self.w_out[...] + self.b_out[...]
+
+
+def architecture(values, depth: int, shape: DataShape, activations: tuple, inits: tuple, layers: str):
+    return Architecture(image_shape=shape.input_shape, n_out=shape.n_out, channels=values["channels"], depth=depth,
+                        activation=activations, init=inits, kernel_size=values["kernel_size"],
+                        padding=values["padding"], layers=layers, norm=values["norm"], residual=values["residual"])
+
+
+def cost(values, depth: int, shape: DataShape) -> Cost:
+    height, width, c_in = shape.input_shape
+    k, c = values["kernel_size"], values["channels"]
+    positions = height * width
+    weights = k * k * c_in * c + (depth - 1) * k * k * c * c
+    normalised = values["norm"] != "none"
+    params = weights + depth * c + c * shape.n_out + shape.n_out + (2 * depth * c if normalised else 0)
+    flops = 2.0 * positions * weights + 2.0 * c * shape.n_out
+    return Cost(params=params, forward_flops=flops, site_units=positions * c, matmul_width=c)

@@ -1,0 +1,144 @@
+"""Model families: the one seam between a network and the rest of satbench.
+
+A family is declared here, without JAX, by what the sweep machinery needs to
+know before anything compiles: its name, the config fields it reads (its own
+and shared ones such as ``norm``), and a cross-field check. Its
+implementation is a module (imported when first built) with
+
+``architecture(values, depth, shape, activations, inits, layers)``
+    the hashable, static description of one compiled network (``depth`` is the
+    program's, ``shape`` the data's ``DataShape``); it has ``model``, ``depth``,
+    ``site_shape`` (one site's pre-activation per example: a layer, a block or a
+    time step), ``activation``, ``init`` and ``norm``.
+``cost(values, depth, shape)``
+    a ``Cost``: the planner's FLOP and memory terms.
+``Network``
+    an nnx module built as ``Network(arch, sigma_w2, sigma_b2, rngs=..., init_index=...)``
+    whose call ``(x, ctx, taps) -> models.Forward`` returns the logits, the
+    pre-activations of every site (leading site axis) and opaque state, and
+    whose ``site_param_norms()`` applied to a gradient gives ‖∂L/∂θ_l‖ per site;
+    optionally ``last_preact(h1, ctx)`` (the first site to the last, for
+    Jacobian spectra) and ``initial_state(arch)`` (BatchNorm statistics).
+
+``train``, ``probes``, ``plan`` and ``engine`` use a network only through
+this. Other packages add families through the entry-point group
+``satbench.models`` (an entry point naming a ``Family``), or ``register`` in
+the same process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from importlib import metadata
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+from satbench.fields import Field
+
+ENTRY_POINT_GROUP = "satbench.models"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataShape:
+    """What a network needs to know of its data: one example's input shape and the classes."""
+
+    input_shape: tuple[int, ...]  # (features,) or (height, width, channels)
+    n_out: int
+
+    @property
+    def n_in(self) -> int:
+        n = 1
+        for d in self.input_shape:
+            n *= d
+        return n
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """One config's size for the planner (float32 numbers, per example where it says)."""
+
+    params: int  # parameters, norm scales and shifts included
+    forward_flops: float  # one example's forward pass
+    site_units: int  # numbers at one site per example (a layer's width, C·H·W, ...)
+    matmul_width: int  # the inner size of its matrix products (small ones run below peak)
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A model family's declaration (see the module docstring)."""
+
+    name: str
+    description: str
+    implementation: str | ModuleType | Any  # a module, its import path, or any object with its functions
+    reads: tuple[str, ...] = ()  # shared config fields it uses (others are reset to their defaults)
+    fields: Mapping[str, Field] = dataclasses.field(default_factory=dict)  # fields of its own
+    check: Callable[[Mapping], str | None] | None = None  # cross-field rule: None or "field ... problem"
+    mean_field: Callable[[Mapping], bool] | None = None  # whether the MLP's mean-field theory applies
+
+    def impl(self):
+        """The implementation module (imported on first use: it loads JAX)."""
+        if isinstance(self.implementation, str):
+            return importlib.import_module(self.implementation)
+        return self.implementation
+
+    def has_mean_field(self, values: Mapping) -> bool:
+        return bool(self.mean_field and self.mean_field(values))
+
+
+_FAMILIES: dict[str, Family] = {}
+_on_register: list[Callable[[Family], None]] = []
+
+
+def register(family: Family, *, overwrite: bool = False) -> Family:
+    """Add ``family`` under its name (and its fields to the config schema)."""
+    if family.name in _FAMILIES and not overwrite and _FAMILIES[family.name] is not family:
+        raise ValueError(f"model family {family.name!r} is already registered")
+    _FAMILIES[family.name] = family
+    for listener in _on_register:
+        listener(family)
+    return family
+
+
+def on_register(listener: Callable[[Family], None]) -> None:
+    """Call ``listener`` for every family registered so far and from now on (the schema uses it)."""
+    _on_register.append(listener)
+    for family in list(_FAMILIES.values()):
+        listener(family)
+
+
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in _FAMILIES:
+            register(ep.load())
+
+
+def known() -> list[str]:
+    _load_plugins()
+    return list(_FAMILIES)
+
+
+def get(name: str) -> Family:
+    if name not in _FAMILIES:
+        _load_plugins()
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(known())}") from None
+
+
+def of(arch) -> Family:
+    """The family of a built architecture."""
+    return get(arch.model)
+
+
+from satbench.families import cnn, mlp  # noqa: E402  (the built-in families register themselves)
+
+__all__ = ["Cost", "DataShape", "Family", "cnn", "get", "known", "mlp", "of", "on_register", "register"]

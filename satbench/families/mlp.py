@@ -1,0 +1,14 @@
+"""The multilayer perceptron: ``depth`` dense layers of ``width`` units (the implementation is
+``satbench.mlp``)."""
+
+from __future__ import annotations
+
+from satbench import families
+
+MLP = families.register(families.Family(
+    name="mlp",
+    description="multilayer perceptron: depth dense layers of width units (inputs flattened)",
+    implementation="satbench.mlp",
+    reads=("width", "norm", "residual", "residual_scale", "layers"),
+    mean_field=lambda values: values["norm"] == "none" and not values["residual"],
+))
