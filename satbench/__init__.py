@@ -2,7 +2,9 @@
 
 Public API: ``load_results`` (the tables of a results folder), ``run_experiment``
 (a sweep from Python), ``load_experiment``; modules ``activations`` (registry,
-``register_activation``), ``inits``, ``models``, ``probes``, ``train``.
+``register_activation``), ``families`` (model families: ``register``, ``Family``),
+``models`` (``LayerStack``, the layered networks' shared forward pass), ``mlp``, ``cnn``,
+``inits``, ``probes``, ``train``, ``theory``.
 """
 
 from __future__ import annotations

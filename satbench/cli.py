@@ -260,14 +260,19 @@ def reproduce(names, all_, profile, results_root, data_dir):
 @main.command(name="list")
 @_DATA_DIR
 def list_(data_dir):
-    """Activations, inits, optimizers, remedies, datasets (and whether each is available), experiments, figures."""
-    from satbench import activations, inits, plots, remedies, train
+    """Models, activations, inits, optimizers, remedies, datasets (and whether each is available), experiments,
+    figures."""
+    from satbench import activations, families, inits, plots, remedies, train
 
     def section(title, rows):
         click.echo(f"{title}:")
         for row in rows:
             click.echo(f"  {row}")
 
+    section("models (model = NAME)", [
+        f"{n:<12} {families.get(n).description}  [fields: {', '.join((*families.get(n).reads, *families.get(n).fields))}]"
+        for n in families.known()
+    ])
     section("activations", [
         f"{n:<12} {'saturating ' if activations.get_entry(n).saturating else ''}"
         f"max|φ'|={activations.max_abs_derivative(n):.4g}  {activations.get_entry(n).doc}"
@@ -296,7 +301,8 @@ def _dataset_rows(data_dir) -> list[str]:
         info = data.describe(name)
         ok, where = data.availability(name, data_dir)
         status = where if ok else "unavailable"
-        rows.append(f"{name:<20} {info.n_train:>6} train {info.n_test:>6} test {info.n_in:>5} features "
+        shape = "×".join(map(str, info.image_shape)) if info.image_shape else f"{info.n_in}"
+        rows.append(f"{name:<20} {info.n_train:>6} train {info.n_test:>6} test {shape:>8} features "
                     f"{info.n_classes:>2} classes  auto={info.preprocess:<11}  [{status}]  {info.source}")
         if not ok:
             rows.append(f"    {where}")

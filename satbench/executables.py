@@ -55,8 +55,29 @@ def key(program, chunk: int, dataset) -> str:
     device = jax.devices()[0]
     shapes = [(tuple(a.shape), str(a.dtype)) for a in jax.tree.leaves(dataset)]
     parts = (repr(program), chunk, shapes, jax.__version__, jaxlib.__version__, device.platform,
-             device.device_kind, jax.device_count(), os.environ.get("XLA_FLAGS", ""), source_digest())
+             device.device_kind, jax.device_count(), os.environ.get("XLA_FLAGS", ""), source_digest(),
+             family_digest(program.arch))
     return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def family_digest(arch) -> str:
+    """Where a network comes from, for families outside satbench: the architecture's class by its
+    full name and the source of the module that defines its ``Network`` (a plugin edited in place
+    must not reuse its old executables)."""
+    import inspect
+    import sys
+
+    from satbench import models
+
+    cls = type(arch)
+    network = models.network_class(arch)
+    digest = hashlib.sha256(f"{cls.__module__}.{cls.__qualname__}|{network.__module__}.{network.__qualname__}".encode())
+    module = sys.modules.get(network.__module__)
+    try:
+        digest.update(inspect.getsource(module).encode() if module is not None else b"")
+    except (OSError, TypeError):  # defined in a notebook or an interpreter: no file to read
+        digest.update(b"no-source")
+    return digest.hexdigest()
 
 
 def cache_dir() -> Path | None:

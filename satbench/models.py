@@ -50,12 +50,15 @@ class Context(NamedTuple):
     stats: BatchNorm statistics to normalise with (running averages at
       evaluation); None normalises with the batch's own (training).
     activation_index: which of ``arch.activation`` this lane uses.
+    lane: the lane's per-config numbers (``train.Lane``): a family reads its own per-lane
+      fields there (a gate's bias, a branch scale), so sweeping them compiles nothing.
     """
 
     active: jax.Array | None = None
     residual_scale: jax.Array | float = 1.0
     stats: NormStats | None = None
     activation_index: jax.Array | int = 0
+    lane: dict | None = None
 
 
 class Forward(NamedTuple):
@@ -70,7 +73,7 @@ class LayerStack(nnx.Module):
     ``arch`` needs depth, site_shape, activation, init, layers, norm and residual.
     """
 
-    def __init__(self, arch, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0):
+    def __init__(self, arch, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0, lane=None):
         self.arch = arch
         rule = _init_rule(arch.init, init_index)
         shapes = self.param_shapes(arch)
@@ -246,9 +249,12 @@ def network_class(arch):
     return families.of(arch).impl().Network
 
 
-def init_state(arch, key, sigma_w2, sigma_b2, init_index=0):
-    """(graphdef, params) of a freshly initialised network of ``arch``: plain pytrees for jit/vmap."""
-    model = network_class(arch)(arch, sigma_w2, sigma_b2, rngs=nnx.Rngs(params=key), init_index=init_index)
+def init_state(arch, key, sigma_w2, sigma_b2, init_index=0, lane=None):
+    """(graphdef, params) of a freshly initialised network of ``arch``: plain pytrees for jit/vmap.
+    ``lane``: the lane's per-config numbers, for a family whose init reads its own per-lane fields
+    (passed to its ``Network`` only when given)."""
+    extra = {} if lane is None else {"lane": lane}
+    model = network_class(arch)(arch, sigma_w2, sigma_b2, rngs=nnx.Rngs(params=key), init_index=init_index, **extra)
     return nnx.split(model)
 
 
@@ -270,7 +276,10 @@ def after(x, earlier):
     ``x + 0 * nan_to_num(e)`` for one entry ``e`` of ``earlier``: exactly ``x`` whatever ``e`` is
     (NaN and inf included), yet XLA may not fold a float ``0 * y`` away.
     """
-    first = jnp.nan_to_num(jnp.ravel(jax.tree.leaves(earlier)[0])[0])
+    leaf = jax.tree.leaves(earlier)[0]
+    if leaf.size == 0:  # nothing to wait for (a depth-1 net has no hidden weights)
+        return x
+    first = jnp.nan_to_num(jnp.ravel(leaf)[0])
     return jax.tree.map(lambda v: v + (first * 0).astype(v.dtype), x)
 
 

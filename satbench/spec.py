@@ -18,7 +18,7 @@ import math
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from satbench import data, families, remedies
 from satbench.fields import Field, choices, non_negative, positive, unit_interval

@@ -190,14 +190,23 @@ def _blocked_loss_accuracy(model, x, y, ctx):
     return nll.sum() / n, correct.sum() / n
 
 
+def _reads_lane(arch) -> bool:
+    """Whether the family's ``Network`` takes the lane at init (its own per-lane fields)."""
+    import inspect
+
+    return "lane" in inspect.signature(models.network_class(arch)).parameters
+
+
 def run(program: Program, lane: Lane, data: Data) -> Record:
     """Initialise, probe, train for ``program.steps`` steps, probe and log on schedule."""
     arch = program.arch
     key = jax.random.key(lane["seed"], impl=PRNG_IMPL)
     init_key, batch_key = jax.random.split(key)
-    graphdef, params = models.init_state(arch, init_key, lane["sigma_w2"], lane["sigma_b2"], lane["init_index"])
+    graphdef, params = models.init_state(arch, init_key, lane["sigma_w2"], lane["sigma_b2"], lane["init_index"],
+                                         lane=lane if _reads_lane(arch) else None)
     active = jnp.arange(arch.depth) < lane["depth"] if program.masked else None
-    ctx = models.Context(active=active, residual_scale=lane["residual_scale"], activation_index=lane["activation_index"])
+    ctx = models.Context(active=active, residual_scale=lane["residual_scale"], activation_index=lane["activation_index"],
+                         lane=lane)
     optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"])
     batchnorm = arch.norm == "batchnorm"
 

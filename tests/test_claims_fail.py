@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import SLOW_REPRODUCTIONS
 
-from satbench import cli, engine, plots, spec, store
+from satbench import cli, plots, spec, store, tables
 
 DATA = Path(__file__).parent / "data"
 
@@ -56,7 +56,7 @@ def _with(results, table: str, df: pd.DataFrame):
     return dataclasses.replace(results, **{table: df})
 
 
-#: what the theory columns of runs are computed from (engine.theory_columns)
+#: what the theory columns of runs are computed from (tables.theory_columns)
 THEORY_KEYS = ["activation", "init", "sigma_w2", "sigma_b2", "depth", "norm", "residual", "jacobian_samples"]
 
 
@@ -72,8 +72,8 @@ def swap(column: str, a, b) -> Callable:
         runs[column] = col.where(~(col == a), b).where(~(col == b), a).astype(col.dtype)
         if column in THEORY_KEYS:
             keys = [k for k in THEORY_KEYS if k in runs.columns]
-            theory = results.runs.drop_duplicates(keys)[keys + list(engine.THEORY_COLUMNS)]
-            runs = runs.drop(columns=list(engine.THEORY_COLUMNS)).merge(theory, on=keys, how="left")
+            theory = results.runs.drop_duplicates(keys)[keys + list(tables.THEORY_COLUMNS)]
+            runs = runs.drop(columns=list(tables.THEORY_COLUMNS)).merge(theory, on=keys, how="left")
             runs = runs[results.runs.columns]
         return _with(results, "runs", runs)
 

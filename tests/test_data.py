@@ -80,9 +80,8 @@ def test_a_small_mlp_learns_shapeset_well_above_chance():
     """Chance is 1/9; with shuffled labels this setup scored 0.12 on the test set, with the
     generator's labels 0.25 (test set of 2000: 0.2 is > 9 standard errors above chance)."""
     import jax
-    import jax.numpy as jnp
 
-    from satbench import mlp, models, train
+    from satbench import mlp, train
 
     ds = data.load("shapeset", preprocess="center")
     arch = mlp.Architecture(ds.n_in, ds.n_classes, 64, 2, "relu", "he", "unroll")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from satbench import data, engine, executables, mlp, models, store, train
+from satbench import data, engine, executables, mlp, store, train
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from flax import nnx
 
 import satbench
-from satbench import activations, cli, families, inits, models, spec
+from satbench import activations, cli, families, inits, mlp, models, spec
 from satbench.fields import Field, positive
 
 TINY = "tinylinear"
@@ -204,3 +204,78 @@ def test_an_unknown_model_is_one_line_listing_the_allowed_models():
     with pytest.raises(ValueError, match="unknown model 'transformer'; allowed: ") as err:
         families.get("transformer")
     assert {"mlp", "cnn"} <= set(str(err.value).split("allowed: ")[1].split(", "))
+
+
+# --- the seam's edges ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_a_one_layer_net_builds_and_runs(model):
+    """depth = 1 is allowed by the spec: the readout then waits on no hidden weights."""
+    from satbench import plan
+
+    values = {**{k: f.default for k, f in spec.FIELDS.items()}, "model": model, "depth": 1, "width": 8,
+              "channels": 4}
+    shape = plan.data_shape("digits")
+    arch = families.get(model).impl().architecture(values, 1, shape, ("tanh",), ("orthogonal",), "scan")
+    graphdef, params = models.init_state(arch, jax.random.key(0), 1.0, 0.0)
+    fwd = nnx.merge(graphdef, params)(jnp.ones((3, *shape.input_shape)))
+    assert fwd.logits.shape == (3, 10) and fwd.preacts.shape == (1, 3, *arch.site_shape)
+    assert np.all(np.isfinite(np.asarray(fwd.logits)))
+
+
+SCALED = "scaled_logits_test"
+
+
+class _ScaledLogits(models.LayerStack):
+    """The MLP with its logits multiplied by a per-lane field of its family (read from ctx.lane)."""
+
+    param_shapes = staticmethod(mlp.Network.param_shapes)
+    first_layer = mlp.Network.first_layer
+    hidden_affine = mlp.Network.hidden_affine
+
+    def readout(self, a):
+        return a @ self.w_out[...] + self.b_out[...]
+
+    def __call__(self, x, ctx=models.Context(), taps=None):
+        fwd = super().__call__(x, ctx, taps)
+        scale = 1.0 if ctx.lane is None else ctx.lane["logit_scale"]
+        return fwd._replace(logits=fwd.logits * scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ScaledArchitecture(mlp.Architecture):
+    model = SCALED
+
+
+@pytest.fixture
+def scaled_family():
+    impl = types.SimpleNamespace(
+        Network=_ScaledLogits, cost=mlp.cost,
+        architecture=lambda values, depth, shape, acts, inits_, layers: _ScaledArchitecture(
+            shape.n_in, shape.n_out, values["width"], depth, acts, inits_, layers))
+    field = Field(float, 1.0, "logit multiplier (test)", positive, batched=True)
+    family = families.register(families.Family(SCALED, "test", impl, reads=("width", "layers"),
+                                               fields={"logit_scale": field}))
+    yield family
+    del families._FAMILIES[SCALED]
+    del spec.FIELDS["logit_scale"]
+
+
+def test_a_family_field_per_lane_shares_one_program_and_reaches_the_forward_pass(scaled_family):
+    """A family's own batched field is lane data: two values, one program, two different losses."""
+    import functools
+
+    from satbench import engine, plan, train
+
+    toml = ('[experiment]\nname = "s"\n[fixed]\nmodel = "scaled_logits_test"\nwidth = 8\ndepth = 2\n'
+            'steps = 0\nprobe_batch = 16\n[grid]\nlogit_scale = [1.0, 3.0]\n')
+    (group,) = plan.make_plan(spec.parse(toml).configs())
+    assert len(group.configs) == 2
+    lanes = engine.lanes_for(group.configs, group.program, 2)
+    assert np.asarray(lanes["logit_scale"]).tolist() == [1.0, 3.0]
+    ds = satbench.data.load("digits")
+    data = train.data_arrays(ds, satbench.data.describe("digits"))
+    program = dataclasses.replace(group.program, eval_size=64)
+    rec = jax.jit(jax.vmap(functools.partial(train.run, program), in_axes=(0, None)))(lanes, data)
+    loss = np.asarray(rec.train_loss)[:, 0]
+    assert abs(loss[0] - loss[1]) > 1e-3  # the scale reached the logits of its own lane

@@ -15,7 +15,7 @@ import jax
 import pandas as pd
 import pytest
 
-from satbench import data, engine, mlp, models, plan, spec, store, train
+from satbench import data, engine, manifest, mlp, models, plan, spec, store, train
 from conftest import TINY, assert_same_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,6 @@ def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(
     path, alone = multi_depth
     exp = spec.load(str(path))
     cfg = max(exp.configs(), key=lambda c: c["depth"])  # the padded program's depth sizes a lane
-    ds = data.load(cfg["dataset"])
     per_config = plan.config_bytes(cfg.values, cfg["depth"], plan.data_shape(cfg["dataset"]))
     fixed = plan.program_bytes(cfg["dataset"])
     budget = fixed + 2 * per_config + per_config // 2  # room for two configs, not three
@@ -185,13 +184,13 @@ def test_out_of_memory_at_one_config_gives_up_with_a_clear_error(multi_depth, tm
 # --- versions ------------------------------------------------------------------------------------
 
 def test_results_of_another_satbench_version_are_resumed_with_a_one_line_warning(multi_depth, tmp_path, capsys):
-    assert engine.version_note("0.1.0", "0.1.7") is None and engine.version_note(None, "0.1.0") is None
-    assert "satbench 0.2.1" in engine.version_note("0.2.1", "0.1.0")
+    assert manifest.version_note("0.1.0", "0.1.7") is None and manifest.version_note(None, "0.1.0") is None
+    assert "satbench 0.2.1" in manifest.version_note("0.2.1", "0.1.0")
     path, _ = multi_depth
     exp = spec.load(str(path))
-    manifest = {"experiment": exp.name, "spec_hash": exp.spec_hash(None), "versions": {"satbench": "0.0.3"}}
+    old = {"experiment": exp.name, "spec_hash": exp.spec_hash(None), "versions": {"satbench": "0.0.3"}}
     store.write_part(tmp_path, "p", {"runs": pd.DataFrame({"config_id": ["x"]})})
-    store.atomic_write_json(manifest, tmp_path / "manifest.json")
+    store.atomic_write_json(old, tmp_path / "manifest.json")
     engine.prepare_output(tmp_path, exp, None, fresh=False)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "written by satbench 0.0.3" in lines[0] and "--fresh" in lines[0]

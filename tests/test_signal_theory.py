@@ -5,9 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from flax import nnx
 
-from satbench import cli, engine, mlp, models, probes, spec, store, theory
+from satbench import cli, engine, mlp, models, probes, spec, store, tables, theory
 
 
 def _input_at_q_star(n, n_in, q_star, sigma_w2, sigma_b2, seed=0):
@@ -108,7 +107,7 @@ def test_theory_columns_solve_repeated_pairs_once_and_map_them_back_in_order():
     configs = pd.DataFrame({"config_id": range(6), "init": "gaussian", "sigma_w2": sw2, "sigma_b2": 0.05,
                             "activation": "tanh", "norm": "none", "residual": False, "jacobian_samples": 0,
                             "depth": 4})
-    cols = engine.theory_columns(configs)
+    cols = tables.theory_columns(configs)
     for cid, s in enumerate(sw2):
         want = theory.summary("tanh", s, 0.05)
         assert cols.loc[cid, "q_star"] == pytest.approx(want["q_star"], rel=1e-9)

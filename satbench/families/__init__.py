@@ -9,11 +9,14 @@ implementation is a module (imported when first built) with
     the hashable, static description of one compiled network (``depth`` is the
     program's, ``shape`` the data's ``DataShape``); it has ``model``, ``depth``,
     ``site_shape`` (one site's pre-activation per example: a layer, a block or a
-    time step), ``activation``, ``init`` and ``norm``.
+    time step), ``activation``, ``init`` and ``norm`` (and, if it has a choice, ``layers``:
+    "scan" or "unroll", recorded in the manifest).
 ``cost(values, depth, shape)``
     a ``Cost``: the planner's FLOP and memory terms.
 ``Network``
-    an nnx module built as ``Network(arch, sigma_w2, sigma_b2, rngs=..., init_index=...)``
+    an nnx module built as ``Network(arch, sigma_w2, sigma_b2, rngs=..., init_index=...)`` (and
+    ``lane=`` the lane's per-config numbers, if its signature takes it: a family's own per-lane
+    fields; at call time they are ``ctx.lane``)
     whose call ``(x, ctx, taps) -> models.Forward`` returns the logits, the
     pre-activations of every site (leading site axis) and opaque state, and
     whose ``site_param_norms()`` applied to a gradient gives ‖∂L/∂θ_l‖ per site;

@@ -1,0 +1,149 @@
+"""From one chunk's ``train.Record`` to long-form tables: runs, layers, curves, spectra, histograms.
+
+Every per-site column of ``layers`` is whatever ``probes.layer_probes`` returns, so a new probe
+column needs no change here. ``theory_columns`` adds the mean-field predictions to ``runs``.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pandas as pd
+
+from satbench import families, probes, spec, train
+
+
+def record_tables(program: train.Program, configs: list, record: train.Record, experiment: str,
+                  chunk_seconds: float, theory_rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Long-form runs/layers/curves rows of one chunk (padding lanes dropped);
+    ``theory_rows`` (from ``theory_columns``) supplies the mean-field columns."""
+    n = len(configs)
+    rec = jax.tree.map(lambda a: np.asarray(a)[:n], record)
+    ids = [c.config_id for c in configs]
+    depths = np.array([c["depth"] for c in configs])
+    probe_steps = program.probe_steps()
+    log_steps = program.log_steps()
+
+    # layers: (n, probes, depth) -> rows, dropping masked layers beyond a config's depth
+    n_probes, dmax = len(probe_steps), program.arch.depth
+    cfg_idx, probe_idx, layer_idx = np.meshgrid(np.arange(n), np.arange(n_probes), np.arange(dmax), indexing="ij")
+    keep = (layer_idx < depths[:, None, None]).ravel()
+    layers = pd.DataFrame({
+        "config_id": np.asarray(ids)[cfg_idx.ravel()][keep],
+        "step": probe_steps[probe_idx.ravel()][keep],
+        "layer": (layer_idx.ravel() + 1)[keep],
+        **{k: v.reshape(-1)[keep].astype(np.float64) for k, v in rec.layers.items()},  # every probe's column
+    })
+
+    curves = pd.DataFrame({
+        "config_id": np.repeat(ids, len(log_steps)),
+        "step": np.tile(log_steps, n),
+        "train_loss": rec.train_loss.reshape(-1).astype(np.float64),
+        "train_accuracy": rec.train_accuracy.reshape(-1).astype(np.float64),
+        "test_accuracy": rec.test_accuracy.reshape(-1).astype(np.float64),
+    })
+
+    tables = {"layers": layers, "curves": curves}
+    jac = None
+    if rec.spectra is not None:
+        sv = rec.spectra.astype(np.float64)  # (n, probes, samples, units)
+        _, n_p, n_s, width = sv.shape
+        c, p, s_, k = np.meshgrid(np.arange(n), np.arange(n_p), np.arange(n_s), np.arange(width), indexing="ij")
+        tables["spectra"] = pd.DataFrame({
+            "config_id": np.asarray(ids)[c.ravel()], "step": probe_steps[p.ravel()],
+            "sample": s_.ravel(), "index": k.ravel(), "singular_value": sv.reshape(-1),
+        })
+        s2 = sv[:, 0] ** 2  # at initialisation
+        jac = {"jac_mean_s2": s2.mean(axis=(1, 2)), "jac_var_s2": s2.var(axis=(1, 2)), "jac_s_max": sv[:, 0].max(axis=(1, 2))}
+
+    if rec.histograms is not None:
+        tables["histograms"] = histogram_rows(ids, depths, probe_steps, rec.histograms)
+
+    rows = []
+    for i, cfg in enumerate(configs):
+        d = cfg["depth"]
+        rows.append({
+            "config_id": ids[i],
+            "experiment": experiment,
+            **{k: cfg[k] for k in spec.FIELDS},
+            "final_loss": float(rec.train_loss[i, -1]),
+            "final_train_accuracy": float(rec.train_accuracy[i, -1]),
+            "final_test_accuracy": float(rec.test_accuracy[i, -1]),
+            "diverged": bool(rec.diverged[i]),
+            "diverged_step": int(rec.diverged_step[i]) if rec.diverged[i] else pd.NA,
+            "last_finite_loss": float(rec.last_finite_loss[i]),
+            "steps_to_target": int(rec.steps_to_target[i]) if rec.steps_to_target[i] >= 0 else pd.NA,
+            "clip_rate": float(rec.clip_rate[i]),
+            "max_grad_norm": float(rec.max_grad_norm[i]),
+            "grad_decay": probes.decay_rate(rec.layers["grad_norm"][i, 0, :d]),
+            "time_per_step_s": chunk_seconds / max(cfg["steps"], 1),
+            "chunk_lanes": n,
+            "program_depth": dmax,
+            "layers_mode": getattr(program.arch, "layers", None),
+            **({k: float(v[i]) for k, v in jac.items()} if jac else {}),
+        })
+    runs = pd.DataFrame(rows).join(theory_rows, on="config_id")
+    for col in ("diverged_step", "steps_to_target"):
+        runs[col] = runs[col].astype("Int64")
+    for col in ("target_loss", "clip_norm"):
+        runs[col] = runs[col].astype("float64")
+    tables["runs"] = runs  # written last: a part's runs rows mark its configs finished
+    return tables
+
+
+def histogram_rows(ids, depths, probe_steps, hist: dict) -> pd.DataFrame:
+    """Long-form histogram rows (config_id, step, quantity, layer, bin, lo, hi, count): one per
+    bin, with the bin's own edges, dropping layers beyond a config's depth."""
+    counts = np.asarray(hist["counts"])  # (n, probes, quantities, depth, bins)
+    n, n_p, n_q, dmax, bins = counts.shape
+    c, p, q, layer, b = np.meshgrid(*(np.arange(k) for k in counts.shape), indexing="ij")
+    keep = (layer < np.asarray(depths)[:, None, None, None, None]).ravel()
+    lo = np.asarray(hist["lo"], np.float64)[c, p, q]
+    width = (np.asarray(hist["hi"], np.float64)[c, p, q] - lo) / bins
+    return pd.DataFrame({
+        "config_id": np.asarray(ids)[c.ravel()], "step": probe_steps[p.ravel()],
+        "quantity": np.asarray(probes.HISTOGRAM_QUANTITIES)[q.ravel()], "layer": layer.ravel() + 1,
+        "bin": b.ravel(), "lo": (lo + b * width).ravel(), "hi": (lo + (b + 1) * width).ravel(),
+        "count": counts.ravel().astype(np.int64),
+    })[keep].reset_index(drop=True)
+
+
+THEORY_COLUMNS = ("mf_sigma_w2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory")
+
+
+def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
+    """Mean-field prediction for each config's (activation, σ_w², σ_b²), indexed by
+    config_id, so figures can overlay theory without recomputing: mf_sigma_w2,
+    q_star, chi1, xi_c, phase, and the Jacobian spectrum's predicted mean and
+    variance of s² where spectra are probed. One vmapped call per activation, over
+    its distinct (σ_w², σ_b²) pairs.
+    The theory is that of the plain MLP, filled where a config's family says it applies
+    (``Family.mean_field``: plain MLPs, circular-padded plain CNNs with fan-in k²·C); other
+    configs get NaN. The Jacobian's moments are the MLP's and are left NaN for other families."""
+    from satbench import inits, theory
+
+    if configs.empty:
+        return pd.DataFrame(columns=list(THEORY_COLUMNS), index=pd.Index([], name="config_id"))
+    runs = configs.copy()
+    runs["mf_sigma_w2"] = [inits.mean_field_sigma_w2(i, s) for i, s in zip(runs["init"], runs["sigma_w2"])]
+    for col in ("q_star", "chi1", "xi_c", "jac_mean_s2_theory", "jac_var_s2_theory"):
+        runs[col] = np.nan
+    runs["phase"] = ""
+    applies = [families.get(row["model"]).has_mean_field(row) for row in runs.to_dict("records")]
+    plain = runs[np.asarray(applies, bool)]
+    for act, idx in plain.groupby("activation").groups.items():
+        # seeds and other axes repeat (σ_w², σ_b²) pairs: solve each pair once (≈ 10–40 ms each)
+        pairs = runs.loc[idx, ["mf_sigma_w2", "sigma_b2"]].to_numpy(np.float64)
+        unique, row_of = np.unique(pairs, axis=0, return_inverse=True)
+        row_of = row_of.ravel()  # numpy 2 keeps the axis's shape
+        t = theory.summaries(act, unique[:, 0], unique[:, 1])
+        for col in ("q_star", "chi1", "xi_c", "phase"):
+            runs.loc[idx, col] = t[col][row_of]
+    probed = plain[(plain["jacobian_samples"] > 0) & (plain["model"] == "mlp")]
+    weights = np.where(probed["init"] == "orthogonal", "orthogonal", "gaussian")
+    keys = ["activation", "mf_sigma_w2", "sigma_b2", "depth"]
+    for (act, sw2, sb2, depth, kind), idx in probed.assign(weights=weights).groupby(keys + ["weights"]).groups.items():
+        with jax.enable_x64(True):  # ∂h_L/∂h_1 is a product of depth − 1 layer Jacobians
+            mean, var = theory.jacobian_moments(act, sw2, sb2, int(depth) - 1, kind)
+        runs.loc[idx, ["jac_mean_s2_theory", "jac_var_s2_theory"]] = [float(mean), float(var)]
+    return runs.set_index("config_id")[list(THEORY_COLUMNS)]
