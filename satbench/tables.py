@@ -125,6 +125,8 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     if configs.empty:
         return pd.DataFrame(columns=list(THEORY_COLUMNS), index=pd.Index([], name="config_id"))
     runs = configs.copy()
+    if "model" not in runs:  # configs from before the model field: MLPs
+        runs["model"] = "mlp"
     runs["mf_sigma_w2"] = [inits.mean_field_sigma_w2(i, s) for i, s in zip(runs["init"], runs["sigma_w2"])]
     for col in ("q_star", "chi1", "xi_c", "jac_mean_s2_theory", "jac_var_s2_theory"):
         runs[col] = np.nan

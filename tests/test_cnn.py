@@ -335,3 +335,23 @@ def test_cnn_fields_stay_out_of_mlp_config_ids():
     cnn_ids = {c.config_id for c in spec.parse('[experiment]\nname = "t"\n[fixed]\nmodel = "cnn"\n'
                                                '[grid]\nchannels = [8, 16]\n').configs()}
     assert len(cnn_ids) == 2
+
+
+def test_mean_field_columns_are_the_fully_connected_ones_for_circular_plain_cnns():
+    """Xiao et al. (2018): with circular padding the q-map and χ₁ are those of a dense layer with
+    fan-in k²·C, so a plain circular CNN gets the MLP's theory at the same (init, σ_w², σ_b²); zero
+    ('same') padding, BatchNorm and residual nets get NaN."""
+    import pandas as pd
+
+    from satbench import tables
+
+    exp = spec.parse('[experiment]\nname = "t"\n[fixed]\nsigma_b2 = 0.05\nsigma_w2 = 2.5\n'
+                     '[grid]\nmodel = ["mlp", "cnn"]\npadding = ["circular", "same"]\n'
+                     'init = ["gaussian", "delta_orthogonal"]\n')
+    configs = pd.DataFrame([{"config_id": c.config_id, **c.values} for c in exp.configs()])
+    cols = tables.theory_columns(configs).join(configs.set_index("config_id")[["model", "padding", "init"]])
+    reference = cols[(cols["model"] == "mlp") & (cols["init"] == "gaussian")]["chi1"].iloc[0]
+    assert np.isfinite(reference) and reference > 1  # σ_w² = 2.5 is chaotic for tanh at σ_b² = 0.05
+    circular = cols[(cols["model"] == "cnn") & (cols["padding"] == "circular")]
+    assert len(circular) == 2 and np.allclose(circular["chi1"], reference, rtol=1e-6)
+    assert cols[(cols["model"] == "cnn") & (cols["padding"] == "same")]["chi1"].isna().all()

@@ -13,11 +13,11 @@ from satbench import data, engine, executables, inits, mlp, models, spec, store,
 from conftest import assert_identical_results, assert_same_results
 
 
-def _program(depth=4, steps=30, activation="tanh", masked=False, layers="scan", init="gaussian"):
+def _program(depth=4, steps=30, activation="tanh", masked=False, layers="scan", init="gaussian", **settings):
     ds = data.load("digits")
     arch = mlp.Architecture(ds.n_in, ds.n_classes, 24, depth, activation, init, layers)
-    return train.make_program(arch, masked=masked, dataset="digits", batch_size=32, steps=steps, log_every=10,
-                              probe_every=10)
+    return train.make_program(arch, masked=masked, **{"dataset": "digits", "batch_size": 32, "steps": steps,
+                                                      "log_every": 10, "probe_every": 10, **settings})
 
 
 def _lanes(**columns):
@@ -107,8 +107,8 @@ def test_a_masked_lane_equals_the_shallower_program():
     """Pad-and-mask: a depth-2 lane inside a depth-4 program equals a depth-2 program, from its
     init (drawn per parameter and layer, so the padded program's extra layers change nothing)
     through training, probes and Jacobian spectra."""
-    deep = dataclasses.replace(_program(depth=4, masked=True), jacobian_samples=2)
-    shallow = dataclasses.replace(_program(depth=2), jacobian_samples=2)
+    deep = _program(depth=4, masked=True, jacobian_samples=2)
+    shallow = _program(depth=2, jacobian_samples=2)
     lanes = _lanes(seed=[5, 6], sigma_w2=[1.5, 0.8], depth=[2, 2])
     a, b = _sweep(deep, lanes), _sweep(shallow, lanes)
     np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-6)
@@ -449,7 +449,8 @@ def test_three_shards_read_together_equal_each_config_run_alone(multi_depth, tmp
     assert engine.run_experiment(exp, None, tmp_path / "sharded", progress=False).n_skipped == 12
 
 
-_OMITTED_AT_DEFAULT = ("preprocess", "train_subset", "norm", "residual", "residual_scale", "clip_norm", "remedy")
+_OMITTED_AT_DEFAULT = ("preprocess", "train_subset", "norm", "residual", "residual_scale", "clip_norm", "remedy",
+                       "model", "channels", "kernel_size", "padding")
 
 
 def test_histograms_table_covers_every_unit_and_example_of_each_active_layer(tmp_path):
