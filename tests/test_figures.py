@@ -283,8 +283,11 @@ def test_every_figure_has_a_check_and_stored_results():
 
 
 def test_stored_results_are_small():
-    size = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
-    assert size < 500_000, size
+    """The figures' stored results, and the model-family regression reference (its own budget)."""
+    regression = DATA / "regression"
+    figures = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file() and regression not in p.parents)
+    assert figures < 500_000, figures
+    assert sum(p.stat().st_size for p in regression.rglob("*") if p.is_file()) < 300_000
 
 
 @pytest.mark.parametrize("figure", plots.known_figures())
