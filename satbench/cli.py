@@ -1,4 +1,4 @@
-"""Command line: ``satbench run | plot | list``.
+"""Command line: ``satbench run | submit | plot | theory | reproduce | list``.
 
 Every bad input ends in one line on stderr and exit code 2, before any
 result is written; click's own usage errors are shortened to one line too.
@@ -144,6 +144,89 @@ def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_b
         f"in {summary.n_groups} programs; compile {summary.compile_s:.1f}s, run {summary.run_s:.1f}s -> {out}"
     )
     if not no_plot and (shard is None and process is None or process is not None and process[0] == 0):
+        _plot(exp, out)
+
+
+@main.command()
+@click.argument("experiment")
+@click.option("--profile", default=None, help="profile of the experiment file (default: quick if defined)")
+@click.option("--shards", type=click.IntRange(min=1), required=True, help="how many jobs (slices, as --shard I/N)")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="results folder, shared by the jobs (default: results/<name>/<profile>)")
+@click.option("--executor", type=click.Choice(["slurm", "local"]), default="slurm", show_default=True,
+              help="a SLURM job array, or processes on this machine")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="wait for the jobs, resubmit failed shards and merge; or print the job ids and return")
+@click.option("--slurm-partition", default=None, help="SLURM partition (default: the cluster's)")
+@click.option("--timeout-min", type=click.IntRange(min=1), default=60, show_default=True,
+              help="time limit of each job, in minutes")
+@click.option("--cpus-per-task", type=click.IntRange(min=1), default=None, help="CPU cores per job")
+@click.option("--gpus-per-node", type=click.IntRange(min=0), default=None, help="GPUs per job")
+@click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="times a failed shard is resubmitted (it resumes from its finished parts)")
+@click.option("--max-chunk", type=click.IntRange(min=1), default=None, help="most configs per program call, as for run")
+@click.option("--no-plot", is_flag=True, help="skip the figures")
+@_DATA_DIR
+def submit(experiment, profile, shards, out, executor, wait, slurm_partition, timeout_min, cpus_per_task,
+           gpus_per_node, max_retries, max_chunk, no_plot, data_dir):
+    """Run EXPERIMENT as SHARDS jobs through submitit (a SLURM job array, or local processes) into one
+    folder; again with --wait: wait for jobs still running, resubmit the others, merge."""
+    try:
+        exp = spec.load(experiment)
+        profile = profile or spec.default_profile(exp)
+        configs = exp.configs(profile)
+        out = (out or spec.default_out(exp, profile)).absolute()
+        try:
+            from satbench import cluster
+        except ImportError as err:
+            raise spec.SpecError(f"satbench submit needs submitit ({err}); pip install submitit") from None
+        cluster.check_request(shards, len(configs), executor, slurm_partition)
+        cluster.check_folder(out, exp, profile)
+        for name in sorted({c["dataset"] for c in configs}):
+            data.require(name, data_dir)  # on this host: nodes usually share its filesystem
+    except (spec.SpecError, data.DataError) as err:
+        _fail(err)
+    params = cluster.parameters(executor, f"satbench-{exp.name}", timeout_min, slurm_partition, cpus_per_task,
+                                gpus_per_node)
+    later = cluster.command_line(experiment, profile, shards, out, executor, slurm_partition=slurm_partition,
+                                 timeout_min=timeout_min, cpus_per_task=cpus_per_task, gpus_per_node=gpus_per_node,
+                                 max_retries=max_retries, max_chunk=max_chunk, no_plot=no_plot)
+    try:
+        outcome = cluster.sweep(exp, profile, out, shards, executor, params, wait=wait, max_retries=max_retries,
+                                data_dir=None if data_dir is None else Path(data_dir).absolute(),
+                                task=cluster.ShardTask(max_chunk=max_chunk),
+                                note=lambda line: click.echo(f"satbench: {line}", err=True))
+    except KeyboardInterrupt:
+        from satbench import store
+
+        done = len(store.finished_ids(out) & {c.config_id for c in configs}) if out.is_dir() else 0
+        click.echo(f"\ninterrupted: {done} of {len(configs)} configs finished in {out}; rerun the same command "
+                   "with --wait to wait for jobs still running, resubmit the others and merge", err=True)
+        sys.exit(130)
+    except spec.SpecError as err:  # the merge found a shard still writing (lock.Busy)
+        _fail(err)
+    except (cluster.submitit.core.utils.FailedJobError, cluster.submitit.core.utils.FailedSubmissionError) as err:
+        _fail(f"--executor {executor}: submission failed: {' '.join(str(err).split())[:300]}", 1)
+    named = f"{exp.name} [{profile}]" if profile else exp.name
+    jobs = cluster.brief(list(outcome.submitted.values()))
+    if not outcome.merged and not outcome.failed:  # --no-wait
+        earlier = (f"; {len(outcome.earlier)} shard(s) still running from an earlier submit: job(s) "
+                   f"{cluster.brief(list(outcome.earlier.values()))}" if outcome.earlier else "")
+        click.echo(f"{named}: {len(outcome.submitted)} of {shards} shards submitted"
+                   + (f" as {executor} job(s) {jobs}" if jobs else "")
+                   + f" ({outcome.n_configs} configs, {outcome.n_done} already done){earlier}")
+        click.echo(f"results: {out} (logs: {cluster.logs(out)})")
+        click.echo(f"to wait, resubmit failed shards and merge: {later}")
+        return
+    if outcome.failed:
+        i, why = next(iter(sorted(outcome.failed.items())))
+        _fail(f"{len(outcome.failed)} of {shards} shards failed after {max_retries} retries; "
+              f"{outcome.n_finished} of {outcome.n_configs} configs finished in {out} (rerun the same command "
+              f"to resume); shard {i}: {why}", 1)
+    retried = f", {outcome.resubmitted} resubmitted" if outcome.resubmitted else ""
+    click.echo(f"{named}: {outcome.n_configs} configs ({outcome.n_done} already done) in {shards} shards"
+               f"{retried}; merged -> {out}")
+    if not no_plot:
         _plot(exp, out)
 
 
