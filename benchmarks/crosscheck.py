@@ -11,6 +11,9 @@ For one config per (activation, depth) shape:
   ``train.run``) and fed to the plain-JAX peer, whose final train loss (init-only:
   loss, gradient norms and spectra) must match satbench's stored results to
   ``RTOL``. So satbench is compared with identical weights, not statistically.
+  The PyTorch peers run from the same satbench weights and indices, and their
+  loss curves must match the JAX peer's to ``RTOL`` (the ``cnn`` workload: HWIO
+  kernels become Conv2d's OIHW, NHWC images NCHW).
 """
 
 from __future__ import annotations
@@ -51,8 +54,20 @@ def sval_err(a, b) -> float:
     return rel_err(a[keep], b[keep]) if a.shape == b.shape else float("inf")
 
 
-def _sizes(arrays, wl, depth):
-    return peers_jax.layer_sizes(arrays["x_train"].shape[1], wl.width, depth, int(arrays["n_classes"]))
+def _shapes(arrays, wl, depth):
+    return workloads.weight_shapes(wl, depth, arrays["x_train"].shape[1], int(arrays["n_classes"]))
+
+
+def _torch_curves(row: dict, params, idx, x, y, wl, activation, ref_curve, ref_final) -> None:
+    """Both PyTorch peers from ``params`` over ``idx``: their curves' and final losses' errors
+    against the JAX peer's, into ``row``."""
+    from benchmarks import peers_torch
+
+    peers_torch.flush_denormals()  # as every PyTorch worker does
+    for name, fn in (("torch-loop", peers_torch.loss_curve), ("torch-vmap", peers_torch.vmap_loss_curve)):
+        curve, final = fn(params, idx, x, y, wl.learning_rate, activation, padding=wl.padding)
+        row[f"{name}_curve_rel_err"] = rel_err(curve, ref_curve)
+        row[f"{name}_final_rel_err"] = rel_err(final, ref_final)
 
 
 def peer_agreement(wl, arrays: dict, steps: int, torch_ok: bool) -> list[dict]:
@@ -62,11 +77,11 @@ def peer_agreement(wl, arrays: dict, steps: int, torch_ok: bool) -> list[dict]:
         from benchmarks import peers_torch
 
         peers_torch.flush_denormals()  # as every PyTorch worker does
-    x, y = arrays["x_train"], arrays["y_train"]
+    x, y = workloads.inputs(wl, arrays["x_train"]), arrays["y_train"]
     sigma = workloads.crosscheck_sigma(wl)
     rows = []
     for activation, depth in wl.shapes():
-        params = peers_jax.random_params(_sizes(arrays, wl, depth), sigma, seed=0)
+        params = peers_jax.random_params(_shapes(arrays, wl, depth), sigma, seed=0)
         row = {"activation": activation, "depth": depth, "sigma_w2": sigma}
         if wl.init_only:
             probe = (x[: wl.probe_batch], y[: wl.probe_batch], x[: wl.jacobian_samples])
@@ -79,28 +94,36 @@ def peer_agreement(wl, arrays: dict, steps: int, torch_ok: bool) -> list[dict]:
                     row[f"{name}_sval_rel_err"] = sval_err(got[2], ref[2])
         else:
             idx = np.random.default_rng(0).integers(0, len(y), (steps, wl.batch_size))
-            ref_curve, ref_final = peers_jax.loss_curve(params, idx, x, y, wl.learning_rate, activation)
+            ref_curve, ref_final = peers_jax.loss_curve(params, idx, x, y, wl.learning_rate, activation,
+                                                        padding=wl.padding)
             row["steps"] = steps
             if torch_ok:
-                for name, fn in (("torch-loop", peers_torch.loss_curve), ("torch-vmap", peers_torch.vmap_loss_curve)):
-                    curve, final = fn(params, idx, x, y, wl.learning_rate, activation)
-                    row[f"{name}_curve_rel_err"] = rel_err(curve, ref_curve)
-                    row[f"{name}_final_rel_err"] = rel_err(final, ref_final)
+                _torch_curves(row, params, idx, x, y, wl, activation, ref_curve, ref_final)
         rows.append(row)
     return rows
 
 
 def satbench_start(wl, arrays, activation, depth, program_depth, sigma_w2, seed, steps):
-    """satbench's initial weights (as [(W, b)] numpy) and minibatch indices (steps, batch)
-    for one config, rebuilt from its seed as ``train.run`` derives them. A config padded
-    into a deeper program (``program_depth``) uses that program's first layers."""
+    """satbench's initial weights (as [(W, b)] numpy; the cnn's as [(HWIO kernel, b)] and the
+    readout) and minibatch indices (steps, batch) for one config, rebuilt from its seed as
+    ``train.run`` derives them. A config padded into a deeper program (``program_depth``)
+    uses that program's first layers."""
     import jax
 
-    from satbench import mlp, models, train
+    from satbench import models, train
 
     n_in, n_out = arrays["x_train"].shape[1], int(arrays["n_classes"])
-    arch = mlp.Architecture(n_in=n_in, n_out=n_out, width=wl.width, depth=program_depth,
-                               activation=activation, init=workloads.INIT)
+    if wl.model == "cnn":
+        from satbench import cnn
+
+        arch = cnn.Architecture(image_shape=wl.image_shape, n_out=n_out, channels=wl.channels, depth=program_depth,
+                                activation=activation, init=workloads.INIT, kernel_size=wl.kernel_size,
+                                padding=wl.padding)
+    else:
+        from satbench import mlp
+
+        arch = mlp.Architecture(n_in=n_in, n_out=n_out, width=wl.width, depth=program_depth,
+                                activation=activation, init=workloads.INIT)
     init_key, batch_key = jax.random.split(jax.random.key(seed, impl=train.PRNG_IMPL))
     _, state = models.init_state(arch, init_key, np.float32(sigma_w2), np.float32(workloads.SIGMA_B2))
     p = {k: np.asarray(v) for k, v in state.to_pure_dict().items()}
@@ -122,9 +145,10 @@ def run_satbench(wl, work: Path):
     return load_results(work / "out")
 
 
-def satbench_agreement(wl, arrays: dict, steps: int) -> list[dict]:
-    """satbench's stored results vs the plain-JAX peer from satbench's own weights and batches."""
-    x, y = arrays["x_train"], arrays["y_train"]
+def satbench_agreement(wl, arrays: dict, steps: int, torch_ok: bool = False) -> list[dict]:
+    """satbench's stored results vs the plain-JAX peer from satbench's own weights and batches;
+    with torch, the PyTorch peers' loss curves from the same weights and batches vs the JAX peer's."""
+    x, y = workloads.inputs(wl, arrays["x_train"]), arrays["y_train"]
     small = dataclasses.replace(wl, sigma_w2=(workloads.crosscheck_sigma(wl),), seeds=(0,), steps=steps)
     with tempfile.TemporaryDirectory(prefix="satbench-crosscheck-") as tmp:
         res = run_satbench(small, Path(tmp))
@@ -144,9 +168,12 @@ def satbench_agreement(wl, arrays: dict, steps: int) -> list[dict]:
                        grad_norm_rel_err=rel_err(layers.sort_values("layer").grad_norm, grad_norms[: run.depth]),
                        sval_rel_err=sval_err(sat_svals, svals))
         else:
-            _, final = peers_jax.loss_curve(params, idx, x, y, wl.learning_rate, run.activation)
+            curve, final = peers_jax.loss_curve(params, idx, x, y, wl.learning_rate, run.activation,
+                                                padding=wl.padding)
             row.update(satbench_final_loss=run.final_loss, jax_final_loss=final,
                        final_rel_err=rel_err(run.final_loss, final))
+            if torch_ok:
+                _torch_curves(row, params, idx, x, y, wl, run.activation, curve, final)
         rows.append(row)
     return rows
 
@@ -166,7 +193,7 @@ def crosscheck(wl, arrays: dict, torch_ok: bool) -> dict:
     """Both checks for ``wl``; ``passed`` when every error is within ``RTOL``."""
     steps = min(wl.steps, MAX_STEPS)
     peers = peer_agreement(wl, arrays, steps, torch_ok)
-    sat = satbench_agreement(wl, arrays, steps)
+    sat = satbench_agreement(wl, arrays, steps, torch_ok)
     worst = {**{f"peers.{k}": v for k, v in max_errors(peers).items()},
              **{f"satbench.{k}": v for k, v in max_errors(sat).items()}}
     return {"rtol": RTOL, "framework_grad_rtol": FRAMEWORK_GRAD_RTOL, "sval_floor": SVAL_FLOOR, "steps": steps,

@@ -104,7 +104,15 @@ def measure(wl_name: str, scale: str, systems, threads, repeats: int, npz: Path,
 
 
 def workload_meta(wl, ds: dict) -> dict:
-    desc = (f"width {wl.width}, batch {wl.batch_size}, depths {list(wl.depths)}, {'/'.join(wl.activations)}, "
+    if wl.model == "cnn":
+        if tuple(ds["image_shape"] or ()) != tuple(wl.image_shape):
+            raise ValueError(f"workload {wl.name}: images {wl.image_shape}, dataset {ds['image_shape']}")
+        h, w, c = wl.image_shape
+        net = (f"cnn {h}×{w}×{c} images, {wl.channels} channels, {wl.kernel_size}×{wl.kernel_size} "
+               f"{wl.padding} convolutions")
+    else:
+        net = f"width {wl.width}"
+    desc = (f"{net}, batch {wl.batch_size}, depths {list(wl.depths)}, {'/'.join(wl.activations)}, "
             f"{len(wl.sigma_w2)} σ_w² × {len(wl.seeds)} seeds, {wl.steps} steps"
             + (f", Jacobian samples {wl.jacobian_samples}, probe batch {wl.probe_batch}" if wl.init_only else "")
             + f", {wl.dataset}")

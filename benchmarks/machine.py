@@ -54,7 +54,10 @@ def versions() -> dict:
         import satbench
 
         out["satbench"] = satbench.__version__
-    from satbench.engine import git_describe
+    try:  # satbench.machine since the engine split; satbench.engine before it
+        from satbench.machine import git_describe
+    except ImportError:
+        from satbench.engine import git_describe
 
     out["satbench_git"] = git_describe()
     return out
@@ -89,5 +92,6 @@ def write_dataset(name: str, path: Path) -> dict:
               "x_test": np.asarray(ds.x_test, np.float32), "y_test": np.asarray(ds.y_test, np.int32),
               "n_classes": np.int32(data.describe(name).n_classes)}
     np.savez(path, **arrays)
+    shape = data.describe(name).image_shape  # (H, W, C) of image rows (None: not images)
     return {"n_train": len(arrays["y_train"]), "n_test": len(arrays["y_test"]), "n_in": arrays["x_train"].shape[1],
-            "n_classes": int(arrays["n_classes"])}
+            "n_classes": int(arrays["n_classes"]), "image_shape": list(shape) if shape else None}

@@ -7,9 +7,14 @@ their loss and gradients taken with ``torch.func.vmap`` + ``functional_call``
 + ``grad_and_value``, SGD applied to the stacked parameters; chunks of
 ``VMAP_CHUNK`` configs, as satbench chunks on CPU.
 
-Same init (W ~ N(0, σ_w²/fan_in), b = 0), same loss, same FLOPs as the JAX
-peer; minibatch indices are drawn with replacement per step, from torch's
-generator seeded with the config's seed (so other examples than JAX's).
+The ``cnn`` workload's net: ``nn.Conv2d`` layers (k×k, stride 1, padding k//2
+with ``padding_mode="circular"``, or zeros for ``same``) on NCHW images, the
+mean over positions, an ``nn.Linear`` readout; the loops are the same.
+
+Same init (W ~ N(0, σ_w²/fan_in), b = 0; a kernel's fan_in is k²·C_in), same
+loss, same FLOPs as the JAX peer; minibatch indices are drawn with replacement
+per step, from torch's generator seeded with the config's seed (so other
+examples than JAX's).
 Denormals are flushed to zero, as XLA:CPU does, so a vanishing signal does
 not slow one side down alone.
 """
@@ -24,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, jacfwd, vmap
+
+from benchmarks import workloads
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "erf": None}
 VMAP_CHUNK = 16
@@ -46,35 +53,70 @@ def setup(threads: int) -> dict:
     return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads()}
 
 
-def build_mlp(sizes, activation: str) -> nn.Sequential:
-    """[Linear, φ] × depth, then the Linear readout."""
+class GlobalMeanPool(nn.Module):
+    """(n, C, H, W) -> (n, C): the mean over positions."""
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+def build_model(shapes, activation: str, padding: str = "circular") -> nn.Sequential:
+    """[Linear, φ] × depth then the Linear readout, from (fan_in, fan_out) ``shapes``; or, from
+    (k, k, C_in, C_out) kernel shapes (``workloads.weight_shapes``), [Conv2d, φ] × depth, the
+    mean over positions, then the readout."""
     act = ACTIVATIONS[activation] or Erf
     layers = []
-    for m, n in zip(sizes[:-2], sizes[1:-1]):
-        layers += [nn.Linear(m, n), act()]
-    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    for shape in shapes[:-1]:
+        if len(shape) == 4:
+            k, _, c_in, c_out = shape
+            mode = "circular" if padding == "circular" else "zeros"
+            layers += [nn.Conv2d(c_in, c_out, k, padding=k // 2, padding_mode=mode), act()]
+        else:
+            layers += [nn.Linear(*shape), act()]
+    if len(shapes[0]) == 4:
+        layers.append(GlobalMeanPool())
+    layers.append(nn.Linear(*shapes[-1]))
     return nn.Sequential(*layers)
 
 
-def linears(model: nn.Sequential) -> list[nn.Linear]:
-    return [m for m in model if isinstance(m, nn.Linear)]
+def build_mlp(sizes, activation: str) -> nn.Sequential:
+    """[Linear, φ] × depth, then the Linear readout."""
+    return build_model(list(zip(sizes[:-1], sizes[1:])), activation)
+
+
+def linears(model: nn.Sequential) -> list[nn.Module]:
+    """The layers with weights (Linear and Conv2d), in order."""
+    return [m for m in model if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
 @torch.no_grad()
 def init_(model: nn.Sequential, sigma_w2: float, generator: torch.Generator) -> nn.Sequential:
     for lin in linears(model):
-        lin.weight.normal_(0.0, math.sqrt(sigma_w2 / lin.in_features), generator=generator)
+        fan_in = math.prod(lin.weight.shape[1:])  # Linear (out, in); Conv2d (out, in, k, k)
+        lin.weight.normal_(0.0, math.sqrt(sigma_w2 / fan_in), generator=generator)
         lin.bias.zero_()
     return model
 
 
+def torch_weight(w) -> torch.Tensor:
+    """A JAX-layout weight in PyTorch's: (fan_in, fan_out) -> (out, in); an HWIO kernel
+    (k, k, C_in, C_out) -> Conv2d's OIHW (C_out, C_in, k, k)."""
+    w = np.asarray(w, np.float32)
+    return torch.from_numpy((w.transpose(3, 2, 0, 1) if w.ndim == 4 else w.T).copy())
+
+
 @torch.no_grad()
 def load_(model: nn.Sequential, params_np) -> nn.Sequential:
-    """Set the weights from [(W (fan_in, fan_out), b)] numpy pairs (the cross-checks)."""
+    """Set the weights from [(W (fan_in, fan_out) or kernel (k, k, C_in, C_out), b)] numpy
+    pairs (the cross-checks)."""
     for lin, (w, b) in zip(linears(model), params_np):
-        lin.weight.copy_(torch.from_numpy(np.array(w, np.float32).T.copy()))
+        lin.weight.copy_(torch_weight(w))
         lin.bias.copy_(torch.from_numpy(np.array(b, np.float32)))
     return model
+
+
+def shapes_of(params_np) -> list[tuple[int, ...]]:
+    return [tuple(np.shape(w)) for w, _ in params_np]
 
 
 def batch_indices(seed: int, steps: int, batch: int, n: int) -> torch.Tensor:
@@ -112,25 +154,28 @@ def init_probes(model, x, y, x_probe, y_probe, x_jac):
 
 
 def _tensor(a) -> torch.Tensor:
-    """A torch tensor of its own copy of ``a`` (jax's numpy views are read-only)."""
-    return torch.from_numpy(np.array(a))
+    """A torch tensor of its own copy of ``a`` (jax's numpy views are read-only); NHWC images
+    become NCHW, as Conv2d wants them."""
+    t = torch.from_numpy(np.array(a))
+    return t.permute(0, 3, 1, 2).contiguous() if t.dim() == 4 else t
 
 
-def _tensors(arrays: dict):
-    return torch.from_numpy(arrays["x_train"]), torch.from_numpy(arrays["y_train"]).long()
+def _tensors(arrays: dict, wl):
+    return _tensor(workloads.inputs(wl, arrays["x_train"])), torch.from_numpy(arrays["y_train"]).long()
 
 
 def run_loop(wl, arrays: dict) -> dict:
     """Peer (b): one model per config, trained in a Python loop."""
-    x, y = _tensors(arrays)
-    sizes_for = lambda d: (x.shape[1],) + (wl.width,) * d + (int(arrays["n_classes"]),)  # noqa: E731
+    x, y = _tensors(arrays, wl)
+    n_in, n_out = arrays["x_train"].shape[1], int(arrays["n_classes"])
     losses = []
     t0 = time.perf_counter()
     for activation, depth in wl.shapes():
+        shapes = workloads.weight_shapes(wl, depth, n_in, n_out)
         for sigma_w2 in wl.sigma_w2:
             for seed in wl.seeds:
                 gen = torch.Generator().manual_seed(seed)
-                model = init_(build_mlp(sizes_for(depth), activation), sigma_w2, gen)
+                model = init_(build_model(shapes, activation, wl.padding), sigma_w2, gen)
                 if wl.init_only:
                     probe = (x[: wl.probe_batch], y[: wl.probe_batch], x[: wl.jacobian_samples])
                     loss = init_probes(model, x, y, *probe)[0]
@@ -188,17 +233,18 @@ def vmap_init_probes(base: nn.Sequential, params: dict, x, y, x_probe, y_probe, 
 
 def run_vmap(wl, arrays: dict) -> dict:
     """Peer (c): per shape, chunks of configs stacked and trained under ``torch.func.vmap``."""
-    x, y = _tensors(arrays)
-    n_in, n_out = x.shape[1], int(arrays["n_classes"])
+    x, y = _tensors(arrays, wl)
+    n_in, n_out = arrays["x_train"].shape[1], int(arrays["n_classes"])
     losses = []
     t0 = time.perf_counter()
     for activation, depth in wl.shapes():
-        sizes = (n_in,) + (wl.width,) * depth + (n_out,)
-        base = build_mlp(sizes, activation)
+        shapes = workloads.weight_shapes(wl, depth, n_in, n_out)
+        base = build_model(shapes, activation, wl.padding)
         grid = [(s, seed) for s in wl.sigma_w2 for seed in wl.seeds]
         for start in range(0, len(grid), VMAP_CHUNK):
             chunk = grid[start : start + VMAP_CHUNK]
-            models = [init_(build_mlp(sizes, activation), s, torch.Generator().manual_seed(seed)) for s, seed in chunk]
+            models = [init_(build_model(shapes, activation, wl.padding), s, torch.Generator().manual_seed(seed))
+                      for s, seed in chunk]
             params = stack_params(models)
             if wl.init_only:
                 probe = (x[: wl.probe_batch], y[: wl.probe_batch], x[: wl.jacobian_samples])
@@ -215,22 +261,22 @@ def run_vmap(wl, arrays: dict) -> dict:
     return {"compile_s": None, "run_s": time.perf_counter() - t0, "losses": losses}
 
 
-def loss_curve(params_np, idx, x, y, lr, activation):
-    """Cross-check entry for (b): SGD from given weights over given indices; (steps,) losses, final loss."""
+def loss_curve(params_np, idx, x, y, lr, activation, padding="circular"):
+    """Cross-check entry for (b): SGD from given weights over given indices; (steps,) losses, final
+    loss. ``params_np`` and ``x`` in JAX's layouts (HWIO kernels, NHWC images)."""
     x, y = _tensor(x), _tensor(y).long()
-    sizes = (params_np[0][0].shape[0],) + tuple(w.shape[1] for w, _ in params_np)
-    model = load_(build_mlp(sizes, activation), params_np)
+    model = load_(build_model(shapes_of(params_np), activation, padding), params_np)
     losses = sgd_loop(model, _tensor(idx).long(), x, y, lr)
     with torch.no_grad():
         return losses.numpy(), float(F.cross_entropy(model(x), y))
 
 
-def vmap_loss_curve(params_np, idx, x, y, lr, activation, copies: int = 2):
+def vmap_loss_curve(params_np, idx, x, y, lr, activation, padding="circular", copies: int = 2):
     """Cross-check entry for (c): the same run, stacked ``copies`` times under vmap; lane 0's curve."""
     x, y = _tensor(x), _tensor(y).long()
-    sizes = (params_np[0][0].shape[0],) + tuple(w.shape[1] for w, _ in params_np)
-    base = build_mlp(sizes, activation)
-    params = stack_params([load_(build_mlp(sizes, activation), params_np) for _ in range(copies)])
+    build = lambda: build_model(shapes_of(params_np), activation, padding)  # noqa: E731
+    base = build()
+    params = stack_params([load_(build(), params_np) for _ in range(copies)])
     idx_t = _tensor(idx).long()[None].expand(copies, -1, -1)
     params, losses = vmap_sgd(base, params, idx_t, x, y, torch.full((copies,), lr))
     return losses[0].numpy(), float(vmap_final_loss(base, params, x, y)[0])

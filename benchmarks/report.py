@@ -237,6 +237,8 @@ def markdown(report: dict) -> str:
         "tracing + XLA compile (satbench's summary; the JAX loop's `lower().compile()` per shape; eager "
         "PyTorch has none); run = executing the compiled programs; other = wall − compile − run; "
         "GFLOP/s = common FLOPs / run s (6·batch·ΣW per training step, 2·n·ΣW for the final train loss; "
+        "cnn: a convolution's ΣW term is H·W·k²·C_in·C_out, i.e. 2·H·W·k²·C_in·C_out FLOPs per example "
+        "forward, plus the readout's C·n_out; "
         "init-only adds a probe-batch forward+backward and the Jacobian's 2·width·ΣW_hidden per sample; "
         "SVD, biases, activations not counted); peak RSS = the worker process's high-water mark "
         "(VmHWM), one fresh process per system and repeat; RSS after imports = the same mark once the "

@@ -6,8 +6,16 @@ what they import is what their peak RSS measures.
 FLOP convention (the report's GFLOP/s): a dense layer of fan_in × fan_out
 costs 2·fan_in·fan_out per example forward and twice that backward, so one
 SGD step is 6·batch·ΣW with ΣW = Σ_l fan_in·fan_out; bias adds, activations,
-the softmax and the SGD update are not counted. *Common* FLOPs are the work
-every system does: the training steps, a final loss over the training set,
+the softmax and the SGD update are not counted. A stride-1 k×k convolution
+from C_in to C_out channels whose output keeps the H×W image size (``cnn``)
+costs 2·H·W·k²·C_in·C_out per example forward (every output position is a
+dense map of the k²·C_in inputs under the kernel; padding taps are counted
+as work, as the convolution kernels do them), and twice that backward; its
+ΣW term is H·W·k²·C_in·C_out, the global average pool is not counted and the
+dense readout adds C·n_out. So the ``cnn`` step is 6·batch·ΣW too, with
+ΣW = H·W·(k²·C_img·C + (depth − 1)·k²·C²) + C·n_out (``forward_macs``).
+
+*Common* FLOPs are the work every system does: the training steps, a final loss over the training set,
 and for ``init-only`` one probe-batch forward + backward and the forward-mode
 Jacobian ∂h_L/∂h_1 of each Jacobian sample (2·width per hidden-layer weight
 per sample; the SVD is not counted). satbench's *extra* FLOPs (its loss
@@ -45,6 +53,13 @@ class Workload:
     dataset: str = "digits"
     jacobian_samples: int = 0
     probe_batch: int = 256
+    #: "mlp" (``width``) or "cnn" (``channels``, ``kernel_size``, ``padding`` on ``image_shape``
+    #: images; ``width`` is unused)
+    model: str = "mlp"
+    channels: int = 0
+    kernel_size: int = 3
+    padding: str = "circular"
+    image_shape: tuple[int, int, int] | None = None  # (H, W, C) of the dataset's images (cnn)
 
     @property
     def init_only(self) -> bool:
@@ -83,6 +98,13 @@ FULL = {
     "init-only": Workload("init-only", width=1000, batch_size=64, depths=(50,),
                           activations=("sigmoid", "tanh", "relu", "erf"), sigma_w2=_geometric(0.25, 8.0, 16),
                           seeds=tuple(range(8)), steps=0, jacobian_samples=4),
+    # digits as 8×8×1 images; 3×3 circular convolutions of 16 channels (fan-in k²·C = 144; the
+    # torus on which Xiao et al.'s mean-field theory holds), global average pool, dense readout.
+    # Sized for minutes, not tens of minutes, per JAX system on 2 cores: XLA:CPU computes the
+    # kernel gradient inside a loop on a slow path (README), so batch 16, 100 steps, 2 σ_w² × 2 seeds
+    "cnn": Workload("cnn", width=0, batch_size=16, depths=(4, 8, 16), activations=("tanh", "relu"),
+                    sigma_w2=(1.0, 2.0), seeds=(0, 1), steps=100, model="cnn", channels=16,
+                    kernel_size=3, padding="circular", image_shape=(8, 8, 1)),
 }
 
 #: the smoke-run shrink: fewer seeds, σ_w², depths and steps (init-only also narrower and shallower,
@@ -93,6 +115,7 @@ TINY = {
     "medium": dataclasses.replace(FULL["medium"], depths=(8,), sigma_w2=(1.0, 2.0), seeds=(0, 1), steps=20),
     "init-only": dataclasses.replace(FULL["init-only"], width=128, depths=(10,), activations=("tanh", "relu"),
                                      sigma_w2=(1.0, 2.0), seeds=(0, 1), jacobian_samples=2, probe_batch=64),
+    "cnn": dataclasses.replace(FULL["cnn"], depths=(4,), steps=20),
 }
 
 #: full shapes (width, depths, steps, probes) on 1/16 of the grid: every 4th σ_w², 2 of the seeds.
@@ -118,6 +141,11 @@ def experiment_toml(wl: Workload, name: str | None = None, layers: str = "auto")
     def fmt(values):
         return "[" + ", ".join(repr(v) if not isinstance(v, str) else f'"{v}"' for v in values) + "]"
 
+    if wl.model == "cnn":
+        shape = ['model = "cnn"', f"channels = {wl.channels}", f"kernel_size = {wl.kernel_size}",
+                 f'padding = "{wl.padding}"']
+    else:
+        shape = [f"width = {wl.width}"]
     return "\n".join([
         "[experiment]",
         f'name = "{name or "bench-" + wl.name}"',
@@ -125,7 +153,7 @@ def experiment_toml(wl: Workload, name: str | None = None, layers: str = "auto")
         "",
         "[fixed]",
         f'dataset = "{wl.dataset}"',
-        f"width = {wl.width}",
+        *shape,
         f'init = "{INIT}"',
         f"sigma_b2 = {SIGMA_B2}",
         'optimizer = "sgd"',
@@ -152,6 +180,36 @@ def weights(n_in: int, width: int, depth: int, n_out: int) -> int:
     return n_in * width + (depth - 1) * width * width + width * n_out
 
 
+def weight_shapes(wl: Workload, depth: int, n_in: int, n_out: int) -> list[tuple[int, ...]]:
+    """Each layer's weight shape, as the peers build their nets: (fan_in, fan_out) matrices
+    (mlp), or (k, k, C_in, C_out) kernels (HWIO, as satbench's) then the (C, n_out) readout (cnn)."""
+    if wl.model == "cnn":
+        k, c = wl.kernel_size, wl.channels
+        return [(k, k, wl.image_shape[-1], c)] + [(k, k, c, c)] * (depth - 1) + [(c, n_out)]
+    return list(itertools.pairwise((n_in,) + (wl.width,) * depth + (n_out,)))
+
+
+def inputs(wl: Workload, x):
+    """The network's view of the dataset's flat rows (numpy or jax): NHWC images for the cnn
+    (as satbench's ``train.data_arrays`` shapes them), the rows themselves for the mlp."""
+    return x.reshape(-1, *wl.image_shape) if wl.model == "cnn" else x
+
+
+def conv_macs(image_shape: tuple[int, int, int], channels: int, kernel_size: int, depth: int, n_out: int) -> int:
+    """The CNN's ΣW: multiply-adds per example forward, H·W·k²·C_in·C_out per convolution
+    (output size = input size) plus the dense readout's C·n_out (the average pool not counted)."""
+    height, width, c_img = image_shape
+    taps = kernel_size * kernel_size
+    return height * width * taps * (c_img * channels + (depth - 1) * channels * channels) + channels * n_out
+
+
+def forward_macs(wl: Workload, depth: int, n_in: int, n_out: int) -> int:
+    """Multiply-adds of one example's forward pass (ΣW): 2·ΣW FLOPs forward, 4·ΣW backward."""
+    if wl.model == "cnn":
+        return conv_macs(wl.image_shape, wl.channels, wl.kernel_size, depth, n_out)
+    return weights(n_in, wl.width, depth, n_out)
+
+
 def jacobian_flops(width: int, depth: int, samples: int) -> float:
     """Forward-mode ∂h_L/∂h_1: width tangents through depth − 1 square layers, per sample."""
     return 2.0 * samples * width * (depth - 1) * width * width
@@ -159,7 +217,7 @@ def jacobian_flops(width: int, depth: int, samples: int) -> float:
 
 def common_flops(wl: Workload, depth: int, n_in: int, n_out: int, n_train: int) -> float:
     """FLOPs of one config that every system performs (see the module docstring)."""
-    w = weights(n_in, wl.width, depth, n_out)
+    w = forward_macs(wl, depth, n_in, n_out)
     n_eval = min(EVAL_SIZE, n_train)
     flops = 6.0 * wl.steps * wl.batch_size * w + 2.0 * n_eval * w
     if wl.init_only:
@@ -170,7 +228,7 @@ def common_flops(wl: Workload, depth: int, n_in: int, n_out: int, n_train: int) 
 def satbench_flops(wl: Workload, depth: int, n_in: int, n_out: int, n_train: int, n_test: int) -> float:
     """FLOPs of one config as satbench runs it: training, loss on train and test at every
     log step, and layer probes (with Jacobian spectra) at step 0 and the last step."""
-    w = weights(n_in, wl.width, depth, n_out)
+    w = forward_macs(wl, depth, n_in, n_out)
     n_logs = wl.steps // wl.log_every + 1
     n_probes = 1 if wl.steps == 0 else 2
     evals = n_logs * 2.0 * (min(EVAL_SIZE, n_train) + min(EVAL_SIZE, n_test)) * w
