@@ -26,3 +26,16 @@ def test_figures_and_experiments_come_from_the_imported_checkout(tmp_path):
     assert Path(package).resolve().parent.parent == ROOT
     assert [Path(p).resolve() for p in figures] == [ROOT / "figures"]
     assert [Path(p).resolve() for p in experiments] == [ROOT / "experiments"]
+
+
+def test_every_subpackage_of_the_source_is_shipped():
+    """A subpackage missing from pyproject's ``packages`` is absent from a non-editable install,
+    while tests run from a checkout still find it (satbench.families once was: ``pip install .``
+    then ``satbench run`` failed on import)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = set(config["packages"])
+    source = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "satbench").rglob("__init__.py")
+              if "__pycache__" not in p.parts}
+    assert source <= shipped, sorted(source - shipped)
