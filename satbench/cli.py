@@ -353,7 +353,7 @@ def list_(data_dir):
             click.echo(f"  {row}")
 
     section("models (model = NAME)", [
-        f"{n:<12} {families.get(n).description}  [fields: {', '.join((*families.get(n).reads, *families.get(n).fields))}]"
+        f"{n:<12} {families.get(n).description}  [fields: {', '.join(dict.fromkeys((*families.get(n).reads, *families.get(n).fields)))}]"
         for n in families.known()
     ])
     section("activations", [

@@ -142,6 +142,7 @@ def of(arch) -> Family:
     return get(arch.model)
 
 
-from satbench.families import cnn, mlp  # noqa: E402  (the built-in families register themselves)
+from satbench.families import mlp  # noqa: E402, I001  (the built-in families register themselves; the default first)
+from satbench.families import cnn  # noqa: E402
 
 __all__ = ["Cost", "DataShape", "Family", "cnn", "get", "known", "mlp", "of", "on_register", "register"]
