@@ -248,6 +248,27 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("every training loss × 100 (no net reaches the target)",
                      transform("curves", "train_loss", lambda v, rows: v * 100), {5, 6}, {0, 1, 2, 3, 4}),
     ]),
+    ("xiao2018", "quick"): (3, [  # delta-orthogonal factor = χ₁: ordered, critical, chaotic
+        # the chaotic and ordered nets' measurements under each other's χ₁ (0.90 vs 1.11)
+        Perturbation("σ_w² labels 0.9 <-> 2.0", swap("sigma_w2", 0.9, 2.0), {0, 2}, {1}),
+        Perturbation("chaotic nets' ‖∂L/∂h_l‖ × e^(l/2) (factor ÷ e)",
+                     transform("layers", "signal_norm", lambda v, rows: v * np.exp(0.5 * rows["layer"].to_numpy()),
+                               runs_of(sigma_w2=2.0)), {2}, {0, 1}),
+        # critical factor × 1.03^-2 = 0.943: 4.5 % below χ₁, past the 3 % (unperturbed +1.3 %)
+        Perturbation("critical nets' ‖∂L/∂h_l‖ × 1.03^l",
+                     transform("layers", "signal_norm", lambda v, rows: v * 1.03 ** rows["layer"].to_numpy(),
+                               runs_of(sigma_w2=1.05)), {1}, {0, 2}),
+        # the fit then reads the first layers backwards: 1/0.90 ordered, the chaotic transient inverted
+        Perturbation("layer order reversed", reverse_layers, {0, 2}),
+    ]),
+    ("xiao2018_isometry", "test"): (2, [  # Gaussian spread ≥ (L−1)/2, delta-orthogonal < 1
+        Perturbation("init labels gaussian <-> delta_orthogonal", swap("init", "gaussian", "delta_orthogonal"), {0, 1}),
+        Perturbation("delta-orthogonal nets' measured var(s²) × 20",
+                     transform("runs", "jac_var_s2", lambda v, rows: v * 20, runs_of(init="delta_orthogonal")),
+                     {1}, {0}),
+        Perturbation("Gaussian nets' measured var(s²) ÷ 100",
+                     transform("runs", "jac_var_s2", lambda v, rows: v / 100, runs_of(init="gaussian")), {0}, {1}),
+    ]),
     ("vanishing", "stored"): (3, [  # sigmoid shrinks > 4×/layer, ReLU + He flat, tanh ≫ sigmoid
         # claim 0 under the swap: tanh's factor is ≈ 1 at σ_w² = 1, the bound 1/4
         Perturbation("activation labels sigmoid <-> tanh", swap("activation", "sigmoid", "tanh"),
@@ -389,6 +410,12 @@ REPRODUCTIONS = [
     # orthogonal tanh learns fastest and critical ReLU slowest
     ("pennington2017", "test", 7),
     pytest.param("pennington2017", "quick", 7, marks=slow),
+    # vanilla tanh CNNs, delta-orthogonal kernels at init: the per-layer factor of ‖∂L/∂h_l‖² is χ₁
+    # within 3 % in the ordered, critical and chaotic phase (48 nets each)
+    ("xiao2018", "quick", 3),
+    # at criticality the Jacobian spreads ≥ (L−1)/2 with Gaussian kernels, stays < 1 with delta-orthogonal
+    ("xiao2018_isometry", "test", 2),
+    pytest.param("xiao2018_isometry", "quick", 2, marks=slow),
 ]
 
 

@@ -269,6 +269,29 @@ def check_schoenholz2017(fig, results):
     assert ax_xi.get_yscale() == "log"
 
 
+def check_xiao2018(fig, results):
+    ax_p, ax_f, ax_q, ax_last = panels(fig)
+    runs = results.runs
+    depth = 64 if 64 in set(runs["depth"]) else int(runs[runs["depth"] >= 32]["depth"].max())
+    cells = runs.groupby(["init", "sigma_w2"]).ngroups
+    assert len(data_lines(ax_p, depth)) == 2 * cells  # measured (one point per layer) and χ₁^(L−1−l)
+    assert ax_p.get_yscale() == "log" and ax_f.get_xscale() == "log"
+    assert [t.get_text() for t in ax_f.get_xticklabels()] == [f"{s:g}" for s in sorted(runs["sigma_w2"].unique())]
+    assert len(data_lines(ax_q, depth)) == cells
+    trained = (runs["steps"] > 0).any()
+    assert ("training" in ax_last.get_title()) == trained and ("6ξ_c" in ax_last.get_title()) != trained
+
+
+def check_xiao2018_isometry(fig, results):
+    ax_s, ax_v, ax_m = panels(fig)
+    depths = sorted(results.runs["depth"].unique())
+    inits = sorted(results.runs["init"].unique())
+    assert ax_s.get_xscale() == "log" and len(ax_s.patches) == len(inits) * len(depths)  # a histogram each
+    assert ax_v.get_yscale() == "log" and ax_m.get_yscale() == "log"
+    assert [t.get_text() for t in ax_v.get_xticklabels()] == [str(d) for d in depths]
+    assert {f"{i} (mean over seeds)" for i in inits} <= set(legend(ax_m))
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 

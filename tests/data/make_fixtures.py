@@ -48,6 +48,8 @@ FIXTURES = {
                               seed=[0])),
     "pennington2017": ("test", dict(width=32, steps=45, log_every=15, target_loss=1.5, depth=[4, 8], jacobian_samples=1,
                                     learning_rate=[0.1])),
+    "xiao2018": ("quick", dict(depth=32, init=["gaussian", "delta_orthogonal"], seed=[0, 1])),
+    "xiao2018_isometry": ("quick", dict(depth=[4, 8], jacobian_samples=1, seed=[0])),
 }
 
 #: the fixtures whose claims tests/test_claims_fail.py checks on these tables
