@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from importlib import metadata
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from satbench import plugins
 
 ENTRY_POINT_GROUP = "satbench.activations"
 
@@ -36,7 +37,6 @@ class Activation:
 
 
 _REGISTRY: dict[str, Activation] = {}
-_plugins_loaded = False
 
 
 def register_activation(
@@ -60,13 +60,7 @@ def register_activation(
 
 
 def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _REGISTRY:
-            register_activation(ep.name)(ep.load())
+    plugins.load_once(ENTRY_POINT_GROUP, _REGISTRY, lambda name, fn: register_activation(name)(fn))
 
 
 def known_activations() -> list[str]:

@@ -366,6 +366,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
         store.atomic_write_json(record, path)
         bar = tqdm(total=len(todo), unit="config", disable=not opts.progress, dynamic_ncols=True)
         background = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        ran = []  # this run's program records (the manifest also keeps a resumed run's earlier ones)
         try:
             # the mean-field solve compiles its own programs (seconds per activation): a second
             # thread does it while the first sweep program compiles (XLA releases the GIL)
@@ -381,7 +382,8 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
                 dataset = train.data_arrays(datasets[data_key(prog)], data.describe(prog.dataset))
                 if dev.replicated is not None:
                     dataset = jax.device_put(dataset, dev.replicated)
-                record["groups"].append(run_group(group, dataset, dev, write, bar))
+                ran.append(run_group(group, dataset, dev, write, bar))
+                record["groups"].append(ran[-1])
                 store.atomic_write_json(record, path)
         except KeyboardInterrupt:
             finished = _n_finished(out, configs)
@@ -392,8 +394,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
             background.shutdown(wait=True, cancel_futures=True)
             bar.close()
         _merge(out, shard, process)
-        compile_s = sum(g["compile_s"] for g in record["groups"][-len(groups):]) if groups else 0.0
-        run_s = sum(g["run_s"] for g in record["groups"][-len(groups):]) if groups else 0.0
+        compile_s, run_s = sum(g["compile_s"] for g in ran), sum(g["run_s"] for g in ran)
         record.update(status="finished", finished=manifest.now(), compile_s=round(compile_s, 3), run_s=round(run_s, 3))
         store.atomic_write_json(record, path)
         return SweepSummary(out, len(configs), len(configs) - len(todo), len(groups), compile_s, run_s)

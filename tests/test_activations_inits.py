@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.special
 
-from satbench import activations, inits, mlp, models
+from satbench import activations, inits, mlp, models, plugins
 
 
 def test_sigmoid_derivative_peaks_at_a_quarter_and_tanh_at_one():
@@ -89,8 +89,8 @@ def test_entry_point_plugins_are_loaded(monkeypatch):
         def load(self):
             return lambda x: 3 * x
 
-    monkeypatch.setattr(activations, "_plugins_loaded", False)
-    monkeypatch.setattr(activations.metadata, "entry_points",
+    monkeypatch.setattr(plugins, "_loaded", set())
+    monkeypatch.setattr(plugins.metadata, "entry_points",
                         lambda group: [EP()] if group == activations.ENTRY_POINT_GROUP else [])
     assert "test_plugin_act" in activations.known_activations()
     assert float(activations.get_activation("test_plugin_act")(2.0)) == 6.0

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from importlib import metadata
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
+from satbench import plugins
 from satbench.fields import Field
 
 ENTRY_POINT_GROUP = "satbench.models"
@@ -110,17 +110,8 @@ def on_register(listener: Callable[[Family], None]) -> None:
         listener(family)
 
 
-_plugins_loaded = False
-
-
 def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _FAMILIES:
-            register(ep.load())
+    plugins.load_once(ENTRY_POINT_GROUP, _FAMILIES, lambda name, family: register(family))
 
 
 def known() -> list[str]:
