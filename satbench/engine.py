@@ -137,7 +137,7 @@ def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, shar
         return _COMPILED[memo]
     fn = jax.jit(jax.vmap(functools.partial(train.run, program), in_axes=(0, None)))
     example = lanes_for([], program, chunk, sharding)
-    compile_fn = lambda: fn.lower(example, dataset).compile()  # noqa: E731
+    compile_fn = lambda: fn.lower(example, dataset).compile(executables.compiler_options(program))  # noqa: E731
     if sharding is not None:  # multi-device executables are not cached on disk
         compiled = compile_fn()
     else:

@@ -50,13 +50,22 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
+def compiler_options(program) -> dict:
+    """XLA options of a sweep program: on CPU, its family's LLVM optimisation level."""
+    from satbench import families
+
+    if jax.default_backend() != "cpu":
+        return {}
+    return {"xla_backend_optimization_level": families.of(program.arch).cpu_optimization_level}
+
+
 def key(program, chunk: int, dataset) -> str:
     """The cache key of ``program`` compiled for ``chunk`` lanes over arrays shaped like ``dataset``."""
     device = jax.devices()[0]
     shapes = [(tuple(a.shape), str(a.dtype)) for a in jax.tree.leaves(dataset)]
     parts = (repr(program), chunk, shapes, jax.__version__, jaxlib.__version__, device.platform,
              device.device_kind, jax.device_count(), os.environ.get("XLA_FLAGS", ""), source_digest(),
-             family_digest(program.arch))
+             family_digest(program.arch), sorted(compiler_options(program).items()))
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 

@@ -78,6 +78,11 @@ class Family:
     fields: Mapping[str, Field] = dataclasses.field(default_factory=dict)  # fields of its own
     check: Callable[[Mapping], str | None] | None = None  # cross-field rule: None or "field ... problem"
     mean_field: Callable[[Mapping], bool] | None = None  # whether the MLP's mean-field theory applies
+    #: XLA:CPU's LLVM optimisation level for this family's programs. Level 1 compiles a small MLP
+    #: program in half the time of XLA's default (2) and runs dense layers as fast; a family whose
+    #: hot loop is not matmuls (the CNN's im2col) may run slower at 1. A family's own choice, so a
+    #: config's numbers never depend on the sweep it is planned in (levels differ in the last bits).
+    cpu_optimization_level: int = 1
 
     def impl(self):
         """The implementation module (imported on first use: it loads JAX)."""
