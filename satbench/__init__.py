@@ -9,48 +9,7 @@ Public API: ``load_results`` (the tables of a results folder), ``run_experiment`
 
 from __future__ import annotations
 
-import importlib.util as _util
-import sys as _sys
-from pathlib import Path as _Path
-
 __version__ = "0.1.0"
-
-
-def _installed_inside_package(full: str) -> bool:
-    """True if ``full`` is a real subpackage inside this package's folder (an installed
-    copy). A finder elsewhere (an editable install of another checkout) does not count:
-    it would pair this checkout's code with that checkout's figures and experiments."""
-    try:
-        found = _util.find_spec(full)
-    except ModuleNotFoundError:
-        return False
-    here = _Path(__file__).resolve().parent
-    return bool(found and found.origin and _Path(found.origin).resolve().is_relative_to(here))
-
-
-def _attach_checkout_folders() -> None:
-    """Installed, ``figures/`` and ``experiments/`` are the subpackages ``satbench.figures``
-    and ``satbench.experiments``; imported straight from a source checkout they sit beside
-    the package, so attach them under the same names. A checkout's own folders win over
-    an editable install of another checkout, whose finder would otherwise supply them."""
-    root = _Path(__file__).resolve().parent.parent
-    checkout = (root / "pyproject.toml").is_file()
-    for name in ("figures", "experiments"):
-        full = f"{__name__}.{name}"
-        folder = root / name
-        if full in _sys.modules or not (folder / "__init__.py").exists():
-            continue
-        if _installed_inside_package(full):
-            continue
-        spec = _util.spec_from_file_location(full, folder / "__init__.py",
-                                             submodule_search_locations=[str(folder)])
-        module = _util.module_from_spec(spec)
-        _sys.modules[full] = module
-        spec.loader.exec_module(module)
-        globals()[name] = module
-
-
-_attach_checkout_folders()
 
 
 def load_results(out):

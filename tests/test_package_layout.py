@@ -1,31 +1,27 @@
-"""Regression: a checkout imported by path uses its own figures/ and experiments/.
+"""Packaging: figures/ and experiments/ sit at the top of the repository and ship as the
+subpackages ``satbench.figures`` and ``satbench.experiments`` (pyproject's package-dir mapping).
 
-With satbench installed editable from another checkout, that install's finder
-also answers for ``satbench.figures``; the package must still attach the
-folders beside the ``satbench/`` it was imported from, or ``satbench reproduce``
-runs one checkout's code against another's experiment files and figures.
+A checkout is used through an editable install (``pip install -e ".[test]"``), whose finder maps
+both folders; satbench has no import hook of its own. A non-editable install beside a checkout
+would pair the checkout's code with the installed copy's figures and experiments: the first test
+says so in one line.
 """
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_figures_and_experiments_come_from_the_imported_checkout(tmp_path):
-    code = ("import json, satbench, satbench.figures, satbench.experiments; "
-            "print(json.dumps([satbench.__file__, list(satbench.figures.__path__), "
-            "list(satbench.experiments.__path__)]))")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, check=True).stdout
-    package, figures, experiments = json.loads(out)
-    assert Path(package).resolve().parent.parent == ROOT
-    assert [Path(p).resolve() for p in figures] == [ROOT / "figures"]
-    assert [Path(p).resolve() for p in experiments] == [ROOT / "experiments"]
+def test_figures_and_experiments_come_from_the_imported_checkout():
+    import satbench
+    import satbench.experiments
+    import satbench.figures
+
+    package = Path(satbench.__file__).resolve().parent
+    found = [Path(p).resolve() for m in (satbench.figures, satbench.experiments) for p in m.__path__]
+    assert found == [package.parent / "figures", package.parent / "experiments"], (
+        f"satbench from {package} uses figures/experiments from {found}: install this checkout editable, "
+        "pip install -e '.[test]'")
 
 
 def test_every_subpackage_of_the_source_is_shipped():
