@@ -5,7 +5,8 @@ k×k convolutions of ``channels`` channels at stride 1, so every site is an
 (H, W, channels) map and the stack runs under ``lax.scan`` at any depth. With
 circular padding a layer is a convolution on a torus, the setting in which Xiao
 et al. (2018) show the q-map and χ₁ equal the fully connected ones with fan-in
-k²·C. The readout averages over positions and is dense.
+k²·C. The readout is dense, over the channels' averages across positions (``pool``) or over
+every position's channels (``flatten``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Architecture:
     init: tuple[str, ...]
     kernel_size: int = 3
     padding: str = "circular"  # "circular" | "same"
+    readout: str = "pool"  # "pool" | "flatten"
     layers: str = "scan"
     norm: str = "none"
     residual: bool = False
@@ -66,13 +68,13 @@ def convolve(x, kernel, padding: str):
 
 
 class Network(LayerStack):
-    """image → depth × (k×k convolution → φ) → global average pool → dense readout."""
+    """image → depth × (k×k convolution → φ) → [global average pool] → dense readout."""
 
     @staticmethod
     def param_shapes(arch: Architecture) -> dict:
         k, c, n = arch.kernel_size, arch.channels, arch.depth - 1
         return {"w_in": (k, k, arch.image_shape[-1], c), "b_in": (c,), "w_hidden": (n, k, k, c, c),
-                "b_hidden": (n, c), "w_out": (c, arch.n_out), "b_out": (arch.n_out,)}
+                "b_hidden": (n, c), "w_out": (readout_features(arch), arch.n_out), "b_out": (arch.n_out,)}
 
     def first_layer(self, x):
         x = x.reshape(x.shape[0], *self.arch.image_shape)
@@ -82,13 +84,20 @@ class Network(LayerStack):
         return convolve(a, w, self.arch.padding) + b
 
     def readout(self, a):
-        return a.mean(axis=(1, 2)) @ self.w_out[...] + self.b_out[...]
+        features = a.mean(axis=(1, 2)) if self.arch.readout == "pool" else a.reshape(a.shape[0], -1)
+        return features @ self.w_out[...] + self.b_out[...]
+
+
+def readout_features(arch) -> int:
+    """Inputs of the dense readout: the channels, or every position's channels."""
+    height, width, _ = arch.image_shape
+    return arch.channels if arch.readout == "pool" else height * width * arch.channels
 
 
 def architecture(values, depth: int, shape: DataShape, activations: tuple, inits: tuple, layers: str):
     return Architecture(image_shape=shape.input_shape, n_out=shape.n_out, channels=values["channels"], depth=depth,
                         activation=activations, init=inits, kernel_size=values["kernel_size"],
-                        padding=values["padding"], layers=layers, norm=values["norm"], residual=values["residual"])
+                        padding=values["padding"], readout=values["readout"], layers=layers, norm=values["norm"], residual=values["residual"])
 
 
 def cost(values, depth: int, shape: DataShape) -> Cost:
@@ -97,6 +106,8 @@ def cost(values, depth: int, shape: DataShape) -> Cost:
     positions = height * width
     weights = k * k * c_in * c + (depth - 1) * k * k * c * c
     normalised = values["norm"] != "none"
-    params = weights + depth * c + c * shape.n_out + shape.n_out + (2 * depth * c if normalised else 0)
-    flops = 2.0 * positions * weights + 2.0 * c * shape.n_out
-    return Cost(params=params, forward_flops=flops, site_units=positions * c, matmul_width=c)
+    features = c if values["readout"] == "pool" else positions * c
+    params = weights + depth * c + features * shape.n_out + shape.n_out + (2 * depth * c if normalised else 0)
+    flops = 2.0 * positions * weights + 2.0 * features * shape.n_out
+    return Cost(params=params, forward_flops=flops, site_units=positions * c, matmul_width=c,
+                saved_units=positions * k * k * c)

@@ -108,12 +108,16 @@ def memory_terms(values: dict, depth: int, shape: families.DataShape) -> dict[st
     step        a training step's gradients, updates and the new params and optimizer
                 state beside the old ones in the scan carry: (2 + slots) parameter copies
     (units: one site's numbers per example, a layer's width or a CNN's C·H·W)
+    (saved: what a site keeps beyond them for its backward, ``Cost.saved_units``, e.g. im2col patches)
     train       train-batch activations kept for the backward pass: pre-activations,
                 activations, their gradients and the zero taps, 4 x batch x units x depth,
+                the saved numbers and their gradients, 2 x batch x saved x depth,
                 plus the gathered inputs and logits
     probe       the probe batch's forward and backward (taps, pre-activations, φ(h),
-                φ'(h), ∂L/∂h and what scan stashes for the backward): 8 x probe_batch x units x depth, plus a gradient copy
+                φ'(h), ∂L/∂h and what scan stashes for the backward): 8 x probe_batch x units x depth,
+                2 x probe_batch x saved x depth, plus a gradient copy
     eval        one evaluation block (train.EVAL_BLOCK examples) forward: 3 x block x units x depth
+                and one layer's saved numbers
     jacobian    forward-mode Jacobian probe: units tangents through every layer for each
                 sample, plus the SVD workspace: samples x units² x (2 depth + 3)
     outputs     the returned record: per-probe layer fields, curves and spectra
@@ -122,6 +126,7 @@ def memory_terms(values: dict, depth: int, shape: families.DataShape) -> dict[st
     f = FLOAT_BYTES
     cost = family_cost(values, depth, shape)
     w, p, n_in, n_out = cost.site_units, cost.params, shape.n_in, shape.n_out
+    saved = cost.saved_units
     normalised = values.get("norm", "none") != "none"
     slots = OPTIMIZER_SLOTS[values["optimizer"]]
     batch, probe_batch, samples = values["batch_size"], values["probe_batch"], values["jacobian_samples"]
@@ -132,9 +137,9 @@ def memory_terms(values: dict, depth: int, shape: families.DataShape) -> dict[st
         "params": f * p,
         "optimizer": f * p * slots,
         "step": f * p * (2 + slots) + (4 * f * depth * cost.matmul_width if normalised else 0),  # + running stats
-        "train": f * (4 * batch * w * depth + batch * (n_in + 2 * n_out)),
-        "probe": f * (8 * probe_batch * w * depth + p),
-        "eval": f * 3 * train.EVAL_BLOCK * w * depth,
+        "train": f * (4 * batch * w * depth + 2 * batch * saved * depth + batch * (n_in + 2 * n_out)),
+        "probe": f * (8 * probe_batch * w * depth + 2 * probe_batch * saved * depth + p),
+        "eval": f * train.EVAL_BLOCK * (3 * w * depth + saved),
         "jacobian": f * samples * w * w * (2 * depth + 3),
         "outputs": f * (n_probes * depth * len(probes.LAYER_FIELDS) + 3 * n_logs + n_probes * samples * w),
     }

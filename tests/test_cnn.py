@@ -23,10 +23,10 @@ def _images(n=12):
 
 
 def _arch(depth=4, channels=6, kernel_size=3, padding="circular", residual=False, activation="tanh",
-          init="gaussian", norm="none", layers="scan"):
+          init="gaussian", norm="none", layers="scan", readout="pool"):
     return cnn.Architecture(image_shape=DIGITS, n_out=10, channels=channels, depth=depth, activation=activation,
                             init=init, kernel_size=kernel_size, padding=padding, layers=layers, norm=norm,
-                            residual=residual)
+                            residual=residual, readout=readout)
 
 
 def _pure(params, dtype=np.float64):
@@ -52,10 +52,11 @@ def _conv(xp, a, kernel, padding):
     return out
 
 
-def _reference(xp, p, x, padding, residual=False, alpha=1.0, phi=None, norm="none", taps=None):
+def _reference(xp, p, x, padding, residual=False, alpha=1.0, phi=None, norm="none", taps=None, readout="pool"):
     """(logits, preacts (depth, n, H, W, C)) of the CNN written out with ``xp`` (numpy or
     jax.numpy): depth convolutions (+ BatchNorm over batch and positions) → φ, residual on
-    layers 2..depth, global average pool, dense readout. ``taps`` are added to each h_l."""
+    layers 2..depth, global average pool (``pool``) or every position (``flatten``), dense
+    readout. ``taps`` are added to each h_l."""
     phi = phi or xp.tanh
     depth = 1 + len(p["w_hidden"])
 
@@ -71,8 +72,8 @@ def _reference(xp, p, x, padding, residual=False, alpha=1.0, phi=None, norm="non
         h = site(_conv(xp, a, p["w_hidden"][l - 1], padding) + p["b_hidden"][l - 1], l)
         hs.append(h)
         a = a + alpha * phi(h) if residual else phi(h)
-    logits = a.mean(axis=(1, 2)) @ p["w_out"] + p["b_out"]
-    return logits, xp.stack(hs)
+    features = a.mean(axis=(1, 2)) if readout == "pool" else a.reshape(a.shape[0], -1)
+    return features @ p["w_out"] + p["b_out"], xp.stack(hs)
 
 
 def _cross_entropy(logits, y):
@@ -105,6 +106,21 @@ def test_forward_equals_a_convolution_written_without_lax_conv(padding, residual
     assert fwd.preacts.shape == (4, 12, 8, 8, 6)
     np.testing.assert_allclose(np.asarray(fwd.preacts), preacts, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(fwd.logits), logits, rtol=1e-5, atol=1e-5)
+
+
+def test_a_flatten_readout_sees_every_position():
+    """``readout = "flatten"``: the dense readout takes every position's channels (row-major
+    H, W, C), equal to the reference from the same weights; pooled logits differ."""
+    arch = _arch(depth=3, channels=4, readout="flatten")
+    graphdef, params = models.init_state(arch, jax.random.key(2), 1.5, 0.05)
+    x, _ = _images()
+    assert params["w_out"].shape == (8 * 8 * 4, 10)
+    fwd = _forward(graphdef, params, jnp.asarray(x))
+    logits, _ = _reference(np, _pure(params), x.astype(np.float64), "circular", readout="flatten")
+    np.testing.assert_allclose(np.asarray(fwd.logits), logits, rtol=1e-5, atol=1e-5)
+    pooled, _ = _reference(np, {**_pure(params), "w_out": _pure(params)["w_out"][:4]}, x.astype(np.float64),
+                           "circular")
+    assert np.abs(pooled - logits).max() > 1e-2
 
 
 def test_the_padding_matters():

@@ -1,6 +1,5 @@
 """The sweep engine: vmapped lanes equal lone runs, one compile per group, divergence containment."""
 
-import dataclasses
 import functools
 
 import jax

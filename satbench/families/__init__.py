@@ -65,6 +65,9 @@ class Cost:
     forward_flops: float  # one example's forward pass
     site_units: int  # numbers at one site per example (a layer's width, C·H·W, ...)
     matmul_width: int  # the inner size of its matrix products (small ones run below peak)
+    #: numbers per example a site keeps for the backward pass beyond its pre-activation and
+    #: activation (a CNN's im2col patches: k²·C·H·W); 0 for dense layers
+    saved_units: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The convolutional net of Xiao et al. (2018): ``depth`` k×k convolutions of ``channels``
-channels at stride 1, global average pooling, a dense readout (the implementation is
-``satbench.cnn``). With ``residual`` it is a plain ResNet."""
+channels at stride 1, global average pooling (or none: ``readout = "flatten"``), a dense
+readout (the implementation is ``satbench.cnn``). With ``residual`` it is a plain ResNet."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from satbench import families
 from satbench.fields import Field, choices
 
 PADDINGS = ("circular", "same")
+READOUTS = ("pool", "flatten")
 
 
 def _odd_positive(v):
@@ -22,6 +23,9 @@ FIELDS = MappingProxyType({
     "kernel_size": Field(int, 3, "convolution kernel size k, k×k (cnn)", _odd_positive, id_omits_default=True),
     "padding": Field(str, "circular", "convolution padding: circular (a torus) or same (zeros) (cnn)",
                      choices(lambda: list(PADDINGS)), id_omits_default=True),
+    "readout": Field(str, "pool", "what the dense readout sees: pool (the channels' averages over positions) or "
+                     "flatten (every position's channels) (cnn)", choices(lambda: list(READOUTS)),
+                     id_omits_default=True),
 })
 
 
@@ -43,10 +47,11 @@ CNN = families.register(families.Family(
     description="convolutional net: depth k×k convolutions of channels channels, global average pool, "
                 "dense readout (Xiao et al. 2018)",
     implementation="satbench.cnn",
-    reads=("channels", "kernel_size", "padding", "norm", "residual", "residual_scale", "layers"),
+    reads=("channels", "kernel_size", "padding", "readout", "norm", "residual", "residual_scale", "layers"),
     fields=FIELDS,
     check=check,
     # circular padding: the q-map and χ₁ are the fully connected ones with fan-in k²·C (Xiao et al. 2018)
     mean_field=lambda values: (values["norm"] == "none" and not values["residual"]
                                and values["padding"] == "circular"),
+    cpu_optimization_level=2,  # im2col's gathers ran 11 % slower at level 1 (depth 16, 16 channels)
 ))
