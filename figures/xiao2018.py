@@ -1,6 +1,7 @@
 """Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington 2018 ("Dynamical isometry and a mean field
 theory of CNNs"), mean field and trainability: vanilla tanh CNNs (circular padding, global average
-pool, dense readout). The Jacobian spectra are ``xiao2018_isometry``.
+pool, dense readout). The Jacobian spectra are ``xiao2018_isometry``, training at depth 256
+``xiao2018_training``.
 
 With circular padding every position of a layer sees the same statistics, so the CNN's q-map and
 χ₁ are the fully connected ones with fan-in k²·C (the runs table's mean-field columns).
@@ -14,12 +15,10 @@ With circular padding every position of a layer sees the same statistics, so the
   The CNN has no closed form for v (it depends on how alike the positions' gradients are), so v is
   measured: the variance of each net's per-layer steps of ln ‖∂L/∂h_l‖² over the fitted layers,
   pooled over the nets of a cell. Claimed on delta-orthogonal kernels (``CHI1_KERNELS``).
-* **Trainability** (only where the results hold trained nets of depth ≥ 256: the full profile):
-  delta-orthogonal kernels at criticality train, off criticality or with Gaussian kernels they do not.
 
 Panels: ‖∂L/∂h_l‖² through the net at init against χ₁^(L−1−l); the fitted factor against χ₁ over
-σ_w²; the measured q_l (the mean-field transient toward q*); training curves at the deepest trained
-depth, or (no training) the trainable depth 6ξ_c of each σ_w² (Schoenholz et al. 2017).
+σ_w²; the measured q_l (the mean-field transient toward q*); the trainable depth 6ξ_c of each σ_w²
+(Schoenholz et al. 2017).
 """
 
 from __future__ import annotations
@@ -127,12 +126,6 @@ def critical_sigma_w2(runs: pd.DataFrame) -> float:
     return float(runs.loc[distance.idxmin(), "sigma_w2"])
 
 
-def trained_table(results) -> pd.DataFrame:
-    """Trained nets (steps > 0) of depth ≥ 256, one row per config."""
-    runs = results.runs
-    return runs[(runs["steps"] > 0) & (runs["depth"] >= 256)]
-
-
 def _style(init):
     return KERNEL_STYLES.get(init, (":", 1.0))
 
@@ -204,20 +197,6 @@ def _q_panel(ax, results, depth):
     ax.legend(fontsize=7)
 
 
-def _training_panel(ax, results, trained):
-    curves = results.with_config("curves")
-    deepest = int(trained["depth"].max())
-    sub = curves[curves["config_id"].isin(trained.loc[trained["depth"] == deepest, "config_id"])]
-    for (init, sw2), g in sub.groupby(["init", "sigma_w2"]):
-        mean = g.groupby("step")["train_accuracy"].mean()
-        ls, lw = _style(init)
-        ax.plot(mean.index, mean.to_numpy(), ls, lw=lw, color=PHASE_COLOURS.get(g["phase"].iloc[0], "grey"),
-                label=f"{init}, σ_w²={sw2:g} ({g['phase'].iloc[0]})")
-    ax.set(xlabel="SGD step", ylabel="train accuracy (mean over seeds)", ylim=(0, 1.02),
-           title=f"training at depth {deepest}")
-    ax.legend(fontsize=7)
-
-
 def _depth_scale_panel(ax, results):
     from satbench import theory
     from satbench.figures._common import plain_log_ticks
@@ -232,7 +211,7 @@ def _depth_scale_panel(ax, results):
                 color=PHASE_COLOURS.get(g["phase"].iloc[0], "grey"), label=f"σ_w²={sw2:g} ({g['phase'].iloc[0]})")
     ax.axhline(256, color="grey", ls=":", lw=1, label="depth 256")
     ax.set(xscale="log", yscale="log", ylim=(10, 1e4), xlabel="σ_w² (log)", ylabel="layers (log)",
-           title="trainable depth 6ξ_c (this profile trains nothing)")
+           title="trainable depth 6ξ_c (trained: xiao2018_training)")
     plain_log_ticks(ax.xaxis)
     ax.legend(fontsize=7)
 
@@ -247,11 +226,7 @@ def plot(results):
     _profile_panel(axes[0, 0], results, depth)
     _factor_panel(axes[0, 1], results)
     _q_panel(axes[1, 0], results, depth)
-    trained = trained_table(results)
-    if len(trained):
-        _training_panel(axes[1, 1], results, trained)
-    else:
-        _depth_scale_panel(axes[1, 1], results)
+    _depth_scale_panel(axes[1, 1], results)
     fig.suptitle(f"Vanilla tanh CNN, circular padding, {int(runs['channels'].iloc[0])} channels, "
                  f"{runs['dataset'].iloc[0]}, σ_b² = {runs['sigma_b2'].iloc[0]:g}: the back-propagated signal "
                  "follows mean-field χ₁")
@@ -259,17 +234,10 @@ def plot(results):
 
 
 def claims(results):
-    """χ₁ in each phase of the sweep (delta-orthogonal kernels) and, where trained nets of depth
-    ≥ 256 exist (the full profile), trainability.
-
-    χ₁: the geometric mean over the nets of the fitted factor, times e^(v/2), within ``TOLERANCE``
-    (3 %) of χ₁, one claim per σ_w² of the sweep (each a phase). The uncorrected fit and three
-    standard errors of the mean are printed beside it. Training: "trains" is a final train accuracy
-    above three quarters of the way from chance to 1 (``_common.trained_above``), "does not" below a
-    quarter (``near_chance_below``), on every seed; the net called trained is delta-orthogonal at the
-    sweep's σ_w² closest to criticality, every other trained net of depth ≥ 256 must stay near chance."""
-    from satbench.figures._common import near_chance_below, trained_above
-
+    """χ₁ in each phase of the sweep (delta-orthogonal kernels): the geometric mean over the nets
+    of the fitted factor, times e^(v/2), within ``TOLERANCE`` (3 %) of χ₁, one claim per σ_w² of
+    the sweep (each a phase). The uncorrected fit and three standard errors of the mean are
+    printed beside it."""
     rows = []
     table = chi1_table(results)
     for init in CHI1_KERNELS:
@@ -284,28 +252,6 @@ def claims(results):
                          f"{r.se3:.2%})",
                 holds=bool(np.isfinite(r.error) and abs(r.error) <= TOLERANCE)))
 
-    trained = trained_table(results)
-    if len(trained):
-        runs = results.runs
-        alive, dead = trained_above(runs), near_chance_below(runs)
-        sw2 = critical_sigma_w2(runs)
-        good = trained[(trained["init"] == "delta_orthogonal") & (trained["sigma_w2"] == sw2)]
-        bad = trained.drop(good.index)
-        acc = lambda t: ", ".join(  # noqa: E731
-            f"{i[:5]}. σ_w²={s:g} L={d} seed {k}: {a:.2f}" for i, s, d, k, a in
-            zip(t["init"], t["sigma_w2"], t["depth"], t["seed"], t["final_train_accuracy"]))
-        rows.append(dict(
-            claim=f"depth ≥ 256: delta-orthogonal kernels at criticality (σ_w²={sw2:g}) train: final train "
-                  f"accuracy > {alive:.3f} on every seed",
-            paper="10,000-layer vanilla CNNs train with delta-orthogonal kernels at criticality",
-            measured=acc(good) or "not measured",
-            holds=bool(len(good) and (good["final_train_accuracy"] > alive).all())))
-        rows.append(dict(
-            claim=f"depth ≥ 256: off criticality or with Gaussian kernels they do not: final train accuracy < "
-                  f"{dead:.3f} on every seed",
-            paper="beyond 6ξ_c nothing trains off criticality; critical Gaussian kernels train far slower",
-            measured=acc(bad) or "not measured",
-            holds=bool(len(bad) and (bad["final_train_accuracy"] < dead).all())))
     return rows
 
 

@@ -261,6 +261,20 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         # the fit then reads the first layers backwards: 1/0.90 ordered, the chaotic transient inverted
         Perturbation("layer order reversed", reverse_layers, {0, 2}),
     ]),
+    ("xiao2018_training", "quick"): (3, [  # depth 256: delta critical trains, off-critical near chance,
+        # Gaussian critical below the trains bar
+        Perturbation("init labels gaussian <-> delta_orthogonal", swap("init", "gaussian", "delta_orthogonal"),
+                     {0, 2}, {1}),
+        Perturbation("critical delta-orthogonal nets' final train accuracy × 0.8",
+                     transform("runs", "final_train_accuracy", lambda v, rows: v * 0.8,
+                               runs_of(init="delta_orthogonal", sigma_w2=1.05)), {0}, {1, 2}),
+        Perturbation("chaotic Gaussian nets learn (final train accuracy 0.9)",
+                     transform("runs", "final_train_accuracy", lambda v, rows: v * 0 + 0.9,
+                               runs_of(init="gaussian", sigma_w2=2.0)), {1}, {0, 2}),
+        Perturbation("critical Gaussian nets learn (final train accuracy 0.9)",
+                     transform("runs", "final_train_accuracy", lambda v, rows: v * 0 + 0.9,
+                               runs_of(init="gaussian", sigma_w2=1.05)), {2}, {0, 1}),
+    ]),
     ("xiao2018_isometry", "test"): (2, [  # Gaussian spread ≥ (L−1)/2, delta-orthogonal < 1
         Perturbation("init labels gaussian <-> delta_orthogonal", swap("init", "gaussian", "delta_orthogonal"), {0, 1}),
         Perturbation("delta-orthogonal nets' measured var(s²) × 20",
@@ -416,6 +430,9 @@ REPRODUCTIONS = [
     # at criticality the Jacobian spreads ≥ (L−1)/2 with Gaussian kernels, stays < 1 with delta-orthogonal
     ("xiao2018_isometry", "test", 2),
     pytest.param("xiao2018_isometry", "quick", 2, marks=slow),
+    # depth 256, 200 SGD steps: delta-orthogonal at criticality trains, ordered and chaotic nets stay near
+    # chance, Gaussian kernels at criticality below the trains bar
+    ("xiao2018_training", "quick", 3),
 ]
 
 

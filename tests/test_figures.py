@@ -278,8 +278,18 @@ def check_xiao2018(fig, results):
     assert ax_p.get_yscale() == "log" and ax_f.get_xscale() == "log"
     assert [t.get_text() for t in ax_f.get_xticklabels()] == [f"{s:g}" for s in sorted(runs["sigma_w2"].unique())]
     assert len(data_lines(ax_q, depth)) == cells
-    trained = (runs["steps"] > 0).any()
-    assert ("training" in ax_last.get_title()) == trained and ("6ξ_c" in ax_last.get_title()) != trained
+    assert "6ξ_c" in ax_last.get_title() and ax_last.get_yscale() == "log"
+
+
+def check_xiao2018_training(fig, results):
+    ax_c, ax_f = panels(fig)
+    runs = results.runs
+    deepest = runs[runs["depth"] == runs["depth"].max()]
+    n_logs = results.curves["step"].nunique()
+    curves = data_lines(ax_c, n_logs)
+    assert len(curves) == deepest.groupby(["init", "sigma_w2"]).ngroups  # one curve per kernel and σ_w²
+    assert str(int(runs["depth"].max())) in ax_c.get_title()
+    assert ax_f.get_xscale() == "log" and ax_f.get_ylim()[1] <= 1.05
 
 
 def check_xiao2018_isometry(fig, results):

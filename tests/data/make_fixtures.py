@@ -50,6 +50,7 @@ FIXTURES = {
                                     learning_rate=[0.1])),
     "xiao2018": ("quick", dict(depth=32, init=["gaussian", "delta_orthogonal"], seed=[0, 1])),
     "xiao2018_isometry": ("quick", dict(depth=[4, 8], jacobian_samples=1, seed=[0])),
+    "xiao2018_training": ("quick", dict(depth=6, channels=4, steps=20, log_every=10, probe_every=20, seed=[0])),
 }
 
 #: the fixtures whose claims tests/test_claims_fail.py checks on these tables
