@@ -210,6 +210,9 @@ def _silu_fold(sb2):
     return sw2, g_min(sw2)[1]
 
 
+# slow (56 s on 2 cores: four activations' critical-point solves); the default run checks the same
+# three kinds through the CLI below
+@pytest.mark.slow
 def test_critical_point_kinds():
     """What kind of point a critical σ_w² is, derived from the solves on either side of it."""
     # gelu, σ_b² = 0: q* = 0 (stable, slope σ_w²/4) until Q(1) = 1, i.e. σ_w² = 1/E[gelu(z)²]; then ∞
