@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from satbench import activations, models
+from satbench import activations, models, probe_tables
 
 #: |φ'(h)| below this fraction of max|φ'| counts as saturated.
 SATURATION_THRESHOLD = 0.05
@@ -26,7 +26,7 @@ def cross_entropy(logits, labels):
 
 
 #: quantities of ``layer_histograms``, in the order of their leading axis
-HISTOGRAM_QUANTITIES = ("activation", "gradient")
+HISTOGRAM_QUANTITIES = probe_tables.HISTOGRAM_QUANTITIES
 
 
 def layer_histograms(values, bins: int, active=None):
@@ -72,7 +72,8 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
 
     With ``histogram_bins`` > 0 the dict also holds "histograms": counts
     (2, depth, bins) of φ(h_l) and ∂L/∂h_l over units × examples, and their
-    ranges lo, hi (2,) each (``layer_histograms``, HISTOGRAM_QUANTITIES order).
+    ranges lo, hi (2,) each (``layer_histograms``, HISTOGRAM_QUANTITIES order). Keys other than
+    the per-site columns are tables of their own, declared in ``satbench.probe_tables``.
     """
     arch = nnx.merge(graphdef, params).arch
     taps = jnp.zeros((arch.depth, x.shape[0], *arch.site_shape), x.dtype)

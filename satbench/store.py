@@ -3,7 +3,7 @@
 Layout of ``OUT/``::
 
     parts/<part_id>/{runs,layers,curves}.parquet   one folder per finished chunk
-                                                   (+ spectra/histograms.parquet when probed)
+                                                   (+ a probed table's, e.g. spectra.parquet)
     runs.parquet, layers.parquet, curves.parquet   all parts merged (written at the end)
     manifest.json                                  spec, versions, devices, timings
     figures/                                       PNG + PDF
@@ -35,8 +35,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from satbench.probe_tables import PROBE_TABLES
+
 TABLES = ("runs", "layers", "curves")
-OPTIONAL_TABLES = ("spectra", "histograms")  # written only by sweeps that probe them
+#: the columns that identify a row of each table (sorting, and de-duplicating a resumed sweep's parts)
+KEYS = {"runs": ("config_id",), "layers": ("config_id", "step", "layer"), "curves": ("config_id", "step"),
+        **{name: t.keys for name, t in PROBE_TABLES.items()}}
+OPTIONAL_TABLES = tuple(PROBE_TABLES)  # written only by sweeps that probe them
 PARTS = "parts"
 MANIFEST = "manifest.json"
 
@@ -48,8 +53,19 @@ class Results:
     runs: pd.DataFrame
     layers: pd.DataFrame
     curves: pd.DataFrame
-    spectra: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
-    histograms: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    probed: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)  # OPTIONAL_TABLES by name
+
+    def __getattr__(self, name):
+        """A probed table by name (``results.spectra``), empty where the sweep did not probe it."""
+        if name in OPTIONAL_TABLES:
+            return self.__dict__.get("probed", {}).get(name, pd.DataFrame())
+        raise AttributeError(f"Results has no table {name!r}")
+
+    def with_table(self, name: str, df: pd.DataFrame) -> "Results":
+        """A copy with table ``name`` replaced by ``df``."""
+        if name in OPTIONAL_TABLES:
+            return dataclasses.replace(self, probed={**self.probed, name: df})
+        return dataclasses.replace(self, **{name: df})
 
     def with_config(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """``table`` with the config fields of ``runs`` joined on config_id."""
@@ -217,19 +233,12 @@ def load_results(out) -> Results:
     frames = _read_parts(out, TABLES + OPTIONAL_TABLES) if from_parts else {}
     tables = {name: _merge(out, name, frames.get(name, []), from_parts, name in TABLES)
               for name in TABLES + OPTIONAL_TABLES}
-    spectra, histograms = tables["spectra"], tables["histograms"]
-    runs = tables["runs"].drop_duplicates("config_id", keep="first")
-    sort = lambda df, keys: df.sort_values(keys, kind="stable").reset_index(drop=True)  # noqa: E731
-    spectra_keys = ["config_id", "step", "sample", "index"]
-    histogram_keys = ["config_id", "step", "quantity", "layer", "bin"]
-    return Results(
-        runs=runs.reset_index(drop=True),
-        layers=sort(tables["layers"].drop_duplicates(["config_id", "step", "layer"]), ["config_id", "step", "layer"]),
-        curves=sort(tables["curves"].drop_duplicates(["config_id", "step"]), ["config_id", "step"]),
-        spectra=sort(spectra.drop_duplicates(spectra_keys), spectra_keys) if len(spectra) else spectra,
-        histograms=(sort(histograms.drop_duplicates(histogram_keys), histogram_keys)
-                    if len(histograms) else histograms),
-    )
+    tables["runs"] = tables["runs"].drop_duplicates("config_id", keep="first").reset_index(drop=True)
+    for name in TABLES[1:] + OPTIONAL_TABLES:
+        df, keys = tables[name], list(KEYS[name])
+        if len(df):
+            tables[name] = df.drop_duplicates(keys).sort_values(keys, kind="stable").reset_index(drop=True)
+    return Results(*(tables[name] for name in TABLES), probed={name: tables[name] for name in OPTIONAL_TABLES})
 
 
 def consolidate(out: Path) -> None:

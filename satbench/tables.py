@@ -1,7 +1,8 @@
-"""From one chunk's ``train.Record`` to long-form tables: runs, layers, curves, spectra, histograms.
+"""From one chunk's ``train.Record`` to long-form tables: runs, layers, curves and the probed
+tables of ``satbench.probe_tables`` (spectra, histograms).
 
-Every per-site column of ``layers`` is whatever ``probes.layer_probes`` returns, so a new probe
-column needs no change here. ``theory_columns`` adds the mean-field predictions to ``runs``.
+Every per-site column of ``layers`` is whatever ``probes.layer_probes`` returns, and every other
+table is built by its declaration, so a new probe column or table needs no change here. ``theory_columns`` adds the mean-field predictions to ``runs``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from satbench import families, probes, spec, train
+from satbench import families, probe_tables, probes, spec, train
 
 
 def record_tables(program: train.Program, configs: list, record: train.Record, experiment: str,
@@ -44,20 +45,13 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
     })
 
     tables = {"layers": layers, "curves": curves}
-    jac = None
-    if rec.spectra is not None:
-        sv = rec.spectra.astype(np.float64)  # (n, probes, samples, units)
-        _, n_p, n_s, width = sv.shape
-        c, p, s_, k = np.meshgrid(np.arange(n), np.arange(n_p), np.arange(n_s), np.arange(width), indexing="ij")
-        tables["spectra"] = pd.DataFrame({
-            "config_id": np.asarray(ids)[c.ravel()], "step": probe_steps[p.ravel()],
-            "sample": s_.ravel(), "index": k.ravel(), "singular_value": sv.reshape(-1),
-        })
-        s2 = sv[:, 0] ** 2  # at initialisation
-        jac = {"jac_mean_s2": s2.mean(axis=(1, 2)), "jac_var_s2": s2.var(axis=(1, 2)), "jac_s_max": sv[:, 0].max(axis=(1, 2))}
-
-    if rec.histograms is not None:
-        tables["histograms"] = histogram_rows(ids, depths, probe_steps, rec.histograms)
+    chunk = probe_tables.Chunk(np.asarray(ids), depths, probe_steps)
+    probed = {}  # per-config runs columns the probe tables give
+    for name, value in rec.tables.items():
+        table = probe_tables.PROBE_TABLES[name]
+        tables[name] = table.rows(chunk, value)
+        if table.runs_columns is not None:
+            probed.update(table.runs_columns(value))
 
     rows = []
     for i, cfg in enumerate(configs):
@@ -80,7 +74,7 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
             "chunk_lanes": n,
             "program_depth": dmax,
             "layers_mode": getattr(program.arch, "layers", None),
-            **({k: float(v[i]) for k, v in jac.items()} if jac else {}),
+            **{k: float(v[i]) for k, v in probed.items()},
         })
     runs = pd.DataFrame(rows).join(theory_rows, on="config_id")
     for col in ("diverged_step", "steps_to_target"):
@@ -89,23 +83,6 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
         runs[col] = runs[col].astype("float64")
     tables["runs"] = runs  # written last: a part's runs rows mark its configs finished
     return tables
-
-
-def histogram_rows(ids, depths, probe_steps, hist: dict) -> pd.DataFrame:
-    """Long-form histogram rows (config_id, step, quantity, layer, bin, lo, hi, count): one per
-    bin, with the bin's own edges, dropping layers beyond a config's depth."""
-    counts = np.asarray(hist["counts"])  # (n, probes, quantities, depth, bins)
-    n, n_p, n_q, dmax, bins = counts.shape
-    c, p, q, layer, b = np.meshgrid(*(np.arange(k) for k in counts.shape), indexing="ij")
-    keep = (layer < np.asarray(depths)[:, None, None, None, None]).ravel()
-    lo = np.asarray(hist["lo"], np.float64)[c, p, q]
-    width = (np.asarray(hist["hi"], np.float64)[c, p, q] - lo) / bins
-    return pd.DataFrame({
-        "config_id": np.asarray(ids)[c.ravel()], "step": probe_steps[p.ravel()],
-        "quantity": np.asarray(probes.HISTOGRAM_QUANTITIES)[q.ravel()], "layer": layer.ravel() + 1,
-        "bin": b.ravel(), "lo": (lo + b * width).ravel(), "hi": (lo + (b + 1) * width).ravel(),
-        "count": counts.ravel().astype(np.int64),
-    })[keep].reset_index(drop=True)
 
 
 THEORY_COLUMNS = ("mf_sigma_w2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory")

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from satbench import models, probes, spec
+from satbench import models, probe_tables, probes, spec
 
 OPTIMIZERS = spec.OPTIMIZERS
 #: threefry: the only implementation whose streams are the same under vmap as alone
@@ -116,7 +116,7 @@ class Record(NamedTuple):
     """Everything one run returns; leading axis n_probes or n_logs where listed."""
 
     layers: dict  # name -> (n_probes, depth)
-    spectra: jax.Array | None  # (n_probes, jacobian_samples, width) singular values, or None
+    tables: dict  # the probed tables of ``satbench.probe_tables`` by name (spectra, histograms), arrays (n_probes, ...)
     train_loss: jax.Array  # (n_logs,)
     train_accuracy: jax.Array  # (n_logs,)
     test_accuracy: jax.Array  # (n_logs,)
@@ -126,7 +126,6 @@ class Record(NamedTuple):
     steps_to_target: jax.Array  # int32, -1 if not reached (or no target)
     clip_rate: jax.Array  # fraction of steps whose gradient norm exceeded clip_norm
     max_grad_norm: jax.Array  # largest global gradient norm of any step
-    histograms: dict | None = None  # counts (n_probes, 2, depth, bins), lo and hi (n_probes, 2), or None
 
 
 class TrainState(NamedTuple):
@@ -311,13 +310,12 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
 
     train_loss, train_acc, test_acc = (jnp.concatenate(parts) for parts in zip(*evals))
     layers = jax.tree.map(lambda *parts: jnp.concatenate(parts), *layer_parts)  # (n_probes, ...) leaves
-    spectra = layers.pop("spectra", None)
-    histograms = layers.pop("histograms", None)
+    tables = {name: layers.pop(name) for name in probe_tables.PROBE_TABLES if name in layers}
     hit = train_loss <= lane["target_loss"]  # False for a NaN target
     log_steps = jnp.asarray(program.log_steps(), jnp.int32)
     return Record(
         layers=layers,
-        spectra=spectra,
+        tables=tables,
         train_loss=train_loss,
         train_accuracy=train_acc,
         test_accuracy=test_acc,
@@ -327,7 +325,6 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         steps_to_target=jnp.where(jnp.any(hit), log_steps[jnp.argmax(hit)], -1),
         clip_rate=state.clipped_steps / max(program.steps, 1),
         max_grad_norm=state.max_grad_norm,
-        histograms=histograms,
     )
 
 

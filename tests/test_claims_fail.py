@@ -53,7 +53,7 @@ def claim_rows(name: str, results) -> list[dict]:
 
 
 def _with(results, table: str, df: pd.DataFrame):
-    return dataclasses.replace(results, **{table: df})
+    return results.with_table(table, df)
 
 
 #: what the theory columns of runs are computed from (tables.theory_columns)

@@ -113,7 +113,7 @@ def test_a_masked_lane_equals_the_shallower_program():
     np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-6)
     for k in ("grad_norm", "signal_norm", "preact_rms"):
         np.testing.assert_allclose(a.layers[k][..., :2], b.layers[k], rtol=1e-6, err_msg=k)
-    np.testing.assert_allclose(a.spectra, b.spectra, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.tables["spectra"], b.tables["spectra"], rtol=1e-5, atol=1e-6)
     assert a.layers["grad_norm"].shape[-1] == 4 and b.layers["grad_norm"].shape[-1] == 2
 
 

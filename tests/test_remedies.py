@@ -98,7 +98,7 @@ def test_batchnorm_lane_under_vmap_equals_the_same_config_alone():
         np.testing.assert_allclose(swept.train_loss[i], alone.train_loss, rtol=1e-5)
         np.testing.assert_allclose(swept.test_accuracy[i], alone.test_accuracy, rtol=1e-6)
         np.testing.assert_allclose(swept.layers["signal_norm"][i], alone.layers["signal_norm"], rtol=1e-4)
-        np.testing.assert_allclose(swept.spectra[i], alone.spectra, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(swept.tables["spectra"][i], alone.tables["spectra"], rtol=1e-4, atol=1e-6)
 
 
 def test_batchnorm_with_given_statistics_does_not_depend_on_the_batch():

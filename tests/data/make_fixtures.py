@@ -127,7 +127,7 @@ def load(name: str):
     results = store.load_results(folder)
     path = folder / DTYPES
     for table, changed in (json.loads(path.read_text()) if path.exists() else {}).items():
-        setattr(results, table, getattr(results, table).astype(changed))
+        results = results.with_table(table, getattr(results, table).astype(changed))
     return results
 
 

@@ -1,0 +1,76 @@
+"""Tables beside ``layers`` that a probe fills (Jacobian spectra, histograms, ...).
+
+Each is declared once, here: its name (a key of the dict ``probes.layer_probes`` returns), the
+columns that identify a row, how one chunk's arrays become long-form rows, and the per-config
+``runs`` columns it yields. ``train`` returns whatever of them a program probes, ``tables`` turns
+them into rows, ``store`` merges and sorts them by these keys: a new probe table is its probe plus
+one declaration. No JAX here, so results load without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+#: quantities of the histograms, in the order of their leading axis (``probes.layer_histograms``)
+HISTOGRAM_QUANTITIES = ("activation", "gradient")
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """What rows of one chunk need besides the probe's arrays (padding lanes already dropped)."""
+
+    ids: np.ndarray  # (n,) config ids
+    depths: np.ndarray  # (n,) each config's depth: sites beyond it are padding
+    probe_steps: np.ndarray  # (n_probes,) the step of each probe
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeTable:
+    name: str
+    keys: tuple[str, ...]  # the columns that identify a row (sorting, de-duplicating resumed parts)
+    rows: Callable[[Chunk, Any], pd.DataFrame]  # (chunk, arrays with leading axes (n, n_probes)) -> rows
+    runs_columns: Callable[[Any], dict[str, np.ndarray]] | None = None  # per-config columns of ``runs``
+
+
+def spectra_rows(chunk: Chunk, singular_values) -> pd.DataFrame:
+    """One row per singular value: (config, probe, Jacobian sample, index)."""
+    sv = np.asarray(singular_values, np.float64)  # (n, probes, samples, units)
+    c, p, s, k = np.meshgrid(*(np.arange(d) for d in sv.shape), indexing="ij")
+    return pd.DataFrame({
+        "config_id": chunk.ids[c.ravel()], "step": chunk.probe_steps[p.ravel()],
+        "sample": s.ravel(), "index": k.ravel(), "singular_value": sv.reshape(-1),
+    })
+
+
+def spectra_at_init(singular_values) -> dict[str, np.ndarray]:
+    """Mean and variance of s² and the largest s of each config's Jacobian at initialisation."""
+    sv = np.asarray(singular_values, np.float64)[:, 0]
+    s2 = sv ** 2
+    return {"jac_mean_s2": s2.mean(axis=(1, 2)), "jac_var_s2": s2.var(axis=(1, 2)), "jac_s_max": sv.max(axis=(1, 2))}
+
+
+def histogram_rows(chunk: Chunk, hist: dict) -> pd.DataFrame:
+    """One row per bin (config, probe, quantity, layer, bin) with the bin's own edges lo, hi and its
+    count, layers beyond a config's depth dropped."""
+    counts = np.asarray(hist["counts"])  # (n, probes, quantities, depth, bins)
+    bins = counts.shape[-1]
+    c, p, q, layer, b = np.meshgrid(*(np.arange(k) for k in counts.shape), indexing="ij")
+    keep = (layer < np.asarray(chunk.depths)[:, None, None, None, None]).ravel()
+    lo = np.asarray(hist["lo"], np.float64)[c, p, q]
+    width = (np.asarray(hist["hi"], np.float64)[c, p, q] - lo) / bins
+    return pd.DataFrame({
+        "config_id": chunk.ids[c.ravel()], "step": chunk.probe_steps[p.ravel()],
+        "quantity": np.asarray(HISTOGRAM_QUANTITIES)[q.ravel()], "layer": layer.ravel() + 1,
+        "bin": b.ravel(), "lo": (lo + b * width).ravel(), "hi": (lo + (b + 1) * width).ravel(),
+        "count": counts.ravel().astype(np.int64),
+    })[keep].reset_index(drop=True)
+
+
+PROBE_TABLES: dict[str, ProbeTable] = {t.name: t for t in (
+    ProbeTable("spectra", ("config_id", "step", "sample", "index"), spectra_rows, spectra_at_init),
+    ProbeTable("histograms", ("config_id", "step", "quantity", "layer", "bin"), histogram_rows),
+)}
