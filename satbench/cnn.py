@@ -33,7 +33,6 @@ class Architecture:
     readout: str = "pool"  # "pool" | "flatten"
     layers: str = "scan"
     norm: str = "none"
-    residual: bool = False
     model = "cnn"
 
     def __post_init__(self):
@@ -97,7 +96,7 @@ def readout_features(arch) -> int:
 def architecture(values, depth: int, shape: DataShape, activations: tuple, inits: tuple, layers: str):
     return Architecture(image_shape=shape.input_shape, n_out=shape.n_out, channels=values["channels"], depth=depth,
                         activation=activations, init=inits, kernel_size=values["kernel_size"],
-                        padding=values["padding"], readout=values["readout"], layers=layers, norm=values["norm"], residual=values["residual"])
+                        padding=values["padding"], readout=values["readout"], layers=layers, norm=values["norm"])
 
 
 def cost(values, depth: int, shape: DataShape) -> Cost:

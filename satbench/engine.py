@@ -178,7 +178,6 @@ def program_label(program: train.Program) -> str:
     """A short human name of a compiled program, for progress bars and the manifest."""
     arch = program.arch
     extras = [arch.norm] if getattr(arch, "norm", "none") != "none" else []
-    extras += ["residual"] if getattr(arch, "residual", False) else []
     model = "" if arch.model == "mlp" else f"{arch.model} "
     site = "×".join(map(str, arch.site_shape))
     return model + "/".join(["|".join(arch.activation), "|".join(arch.init), *extras]) + f" d={arch.depth} w={site}"

@@ -21,7 +21,6 @@ class Architecture:
     init: str | tuple[str, ...]  # several: the rule is chosen per lane by ``init_index``
     layers: str = "scan"  # "scan" | "unroll"
     norm: str = "none"  # "none" | "batchnorm" | "layernorm", before each φ
-    residual: bool = False  # layers 2..depth add their input back
     model = "mlp"
 
     def __post_init__(self):
@@ -59,8 +58,7 @@ MLP = Network
 
 def architecture(values, depth: int, shape: DataShape, activations: tuple, inits: tuple, layers: str):
     return Architecture(n_in=shape.n_in, n_out=shape.n_out, width=values["width"], depth=depth,
-                        activation=activations, init=inits, layers=layers, norm=values["norm"],
-                        residual=values["residual"])
+                        activation=activations, init=inits, layers=layers, norm=values["norm"])
 
 
 def n_params(width: int, depth: int, n_in: int, n_out: int) -> int:

@@ -46,6 +46,8 @@ class Context(NamedTuple):
 
     active: (depth,) bool or None; an inactive layer is the identity
       (pad-and-mask batching of several depths in one program).
+    residual: whether layers 2..depth add their input back (per lane, so plain and residual nets
+      share a program; a plain lane's output is φ(h) exactly).
     residual_scale: α of residual layers.
     stats: BatchNorm statistics to normalise with (running averages at
       evaluation); None normalises with the batch's own (training).
@@ -55,6 +57,7 @@ class Context(NamedTuple):
     """
 
     active: jax.Array | None = None
+    residual: jax.Array | bool = False
     residual_scale: jax.Array | float = 1.0
     stats: NormStats | None = None
     activation_index: jax.Array | int = 0
@@ -70,7 +73,8 @@ class Forward(NamedTuple):
 class LayerStack(nnx.Module):
     """input → depth × (affine → [norm] → φ) → readout; subclasses define the affine maps.
 
-    ``arch`` needs depth, site_shape, activation, init, layers, norm and residual.
+    ``arch`` needs depth, site_shape, activation, init, layers and norm (residual is per lane:
+    ``Context.residual``).
     """
 
     def __init__(self, arch, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0, lane=None):
@@ -124,7 +128,7 @@ class LayerStack(nnx.Module):
     def __call__(self, x, ctx: Context = Context(), taps=None) -> Forward:
         """Forward pass.
 
-        ctx: the lane's depth mask, residual scale and BatchNorm statistics.
+        ctx: the lane's depth mask, residual flag and scale, and BatchNorm statistics.
         taps: optional (depth, batch, *site_shape) added to the inputs of φ; the
           gradient with respect to them is ∂L/∂h_l.
         """
@@ -216,13 +220,15 @@ class LayerStack(nnx.Module):
 
     def _hidden_layer(self, ctx: Context):
         """(a, layer inputs) ↦ (next a, (h, mean, var)); an inactive layer passes a through."""
-        phi, normalise, residual = self._phi(ctx), self._normaliser(ctx), self.arch.residual
+        phi, normalise = self._phi(ctx), self._normaliser(ctx)
 
         def layer(a, inputs):
             w, b, tap, on, gamma, beta, mean, var = inputs
             h, mean, var = normalise(self.hidden_affine(a, w, b), gamma, beta, mean, var)
             h = h + tap
-            out = a + ctx.residual_scale * phi(h) if residual else phi(h)
+            out = phi(h)
+            if ctx.residual is not False:  # a traced flag selects; a plain program has no branch
+                out = jnp.where(ctx.residual, a + ctx.residual_scale * out, out)
             return jnp.where(on, out, a), (h, mean, var)
 
         return layer

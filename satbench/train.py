@@ -204,8 +204,8 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     graphdef, params = models.init_state(arch, init_key, lane["sigma_w2"], lane["sigma_b2"], lane["init_index"],
                                          lane=lane if _reads_lane(arch) else None)
     active = jnp.arange(arch.depth) < lane["depth"] if program.masked else None
-    ctx = models.Context(active=active, residual_scale=lane["residual_scale"], activation_index=lane["activation_index"],
-                         lane=lane)
+    ctx = models.Context(active=active, residual=lane["residual"], residual_scale=lane["residual_scale"],
+                         activation_index=lane["activation_index"], lane=lane)
     optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"])
     batchnorm = arch.norm == "batchnorm"
 

@@ -22,11 +22,11 @@ def _images(n=12):
     return ds.x_train[:n].reshape(n, *DIGITS), ds.y_train[:n]
 
 
-def _arch(depth=4, channels=6, kernel_size=3, padding="circular", residual=False, activation="tanh",
+def _arch(depth=4, channels=6, kernel_size=3, padding="circular", activation="tanh",
           init="gaussian", norm="none", layers="scan", readout="pool"):
     return cnn.Architecture(image_shape=DIGITS, n_out=10, channels=channels, depth=depth, activation=activation,
                             init=init, kernel_size=kernel_size, padding=padding, layers=layers, norm=norm,
-                            residual=residual, readout=readout)
+                            readout=readout)
 
 
 def _pure(params, dtype=np.float64):
@@ -98,10 +98,10 @@ ALPHA = 0.5  # residual scale: away from 1, so a forward pass that ignored it wo
 def test_forward_equals_a_convolution_written_without_lax_conv(padding, residual, kernel_size, layers):
     """Logits and every layer's pre-activation of the network equal the reference (float64,
     numpy only) built from the same weights: measured max |difference| ≤ 2e-6 (|h| up to 14)."""
-    arch = _arch(kernel_size=kernel_size, padding=padding, residual=residual, layers=layers)
+    arch = _arch(kernel_size=kernel_size, padding=padding, layers=layers)
     graphdef, params = models.init_state(arch, jax.random.key(1), 2.0, 0.1)
     x, _ = _images()
-    fwd = _forward(graphdef, params, jnp.asarray(x), models.Context(residual_scale=ALPHA))
+    fwd = _forward(graphdef, params, jnp.asarray(x), models.Context(residual=residual, residual_scale=ALPHA))
     logits, preacts = _reference(np, _pure(params), x.astype(np.float64), padding, residual, ALPHA)
     assert fwd.preacts.shape == (4, 12, 8, 8, 6)
     np.testing.assert_allclose(np.asarray(fwd.preacts), preacts, rtol=1e-5, atol=1e-5)
@@ -160,11 +160,11 @@ def test_probe_norms_equal_the_reference_gradients(padding, residual):
     """grad_norm ‖∂L/∂W_l‖ and signal_norm ‖∂L/∂h_l‖ from ``layer_probes`` (float32) equal
     jax.grad of the cross-entropy of the reference forward pass (float64); preact_rms its
     √mean(h_l²). Measured max relative difference ≤ 3e-7."""
-    arch = _arch(padding=padding, residual=residual)
+    arch = _arch(padding=padding)
     graphdef, params = models.init_state(arch, jax.random.key(2), 1.5, 0.05)
     x, y = _images(16)
     out = jax.jit(probes.layer_probes, static_argnums=0)(graphdef, params, jnp.asarray(x), jnp.asarray(y),
-                                                         models.Context(residual_scale=ALPHA))
+                                                         models.Context(residual=residual, residual_scale=ALPHA))
     p = _pure(params)
     ref_w, ref_h = _reference_grads(p, x, y, padding, residual)
     _, preacts = _reference(np, p, x.astype(np.float64), padding, residual, ALPHA)
@@ -180,7 +180,7 @@ def test_weight_derivatives_equal_finite_differences_in_float64():
     deterministic, not flaky: in float64 at eps 1e-5 truncation and rounding are near 1e-9
     relative (measured ≤ 2e-9), far inside rtol 1e-6."""
     padding, residual = "same", True
-    arch = _arch(depth=3, channels=4, padding=padding, residual=residual)
+    arch = _arch(depth=3, channels=4, padding=padding)
     graphdef, params = models.init_state(arch, jax.random.key(5), 1.5, 0.1)
     x, y = _images(8)
     p = _pure(params)
@@ -188,7 +188,7 @@ def test_weight_derivatives_equal_finite_differences_in_float64():
     with jax.enable_x64(True):
         p64 = {k: jnp.asarray(v, jnp.float64) for k, v in p.items()}
         x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y)
-        ctx = models.Context(residual_scale=ALPHA)
+        ctx = models.Context(residual=residual, residual_scale=ALPHA)
         state64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
 
         def model_loss(d_in, d_hidden):  # the network's loss with its weights moved by (d_in, d_hidden)

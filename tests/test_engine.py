@@ -22,9 +22,11 @@ def _program(depth=4, steps=30, activation="tanh", masked=False, layers="scan", 
 def _lanes(**columns):
     n = len(columns["seed"])
     base = dict(sigma_b2=[0.0] * n, learning_rate=[0.05] * n, target_loss=[np.nan] * n, depth=[4] * n,
-                init_index=[0] * n, residual_scale=[1.0] * n, activation_index=[0] * n, clip_norm=[np.inf] * n)
+                init_index=[0] * n, residual=[False] * n, residual_scale=[1.0] * n, activation_index=[0] * n,
+                clip_norm=[np.inf] * n)
     base.update(columns)
-    dtypes = {"seed": jnp.uint32, "depth": jnp.int32, "init_index": jnp.int32, "activation_index": jnp.int32}
+    dtypes = {"seed": jnp.uint32, "depth": jnp.int32, "init_index": jnp.int32, "activation_index": jnp.int32,
+              "residual": jnp.bool_}
     return {k: jnp.asarray(v, dtypes.get(k, jnp.float32)) for k, v in base.items()}
 
 

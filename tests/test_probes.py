@@ -89,7 +89,7 @@ def test_probe_norms_equal_finite_differences_of_an_independent_forward_pass(act
     alpha = 0.5
     with jax.enable_x64(True):
         arch = mlp.Architecture(n_in=5, n_out=3, width=6, depth=3, activation=activation, init="glorot_normal",
-                                   norm=norm, residual=residual)
+                                   norm=norm)
         graphdef, params = models.init_state(arch, jax.random.key(0), 1.5, 0.05)
         params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
         if norm != "none":  # γ, β away from their initial 1, 0, so a probe that ignored them would show
@@ -104,7 +104,7 @@ def test_probe_norms_equal_finite_differences_of_an_independent_forward_pass(act
         def loss(q, taps=zeros):
             return _reference_loss(q, x, y, taps, activation, norm, residual, alpha)[0]
 
-        ctx = models.Context(residual_scale=alpha)
+        ctx = models.Context(residual=residual, residual_scale=alpha)
         # the reference is the same net: equal logits
         np.testing.assert_allclose(_reference_loss(p, x, y, zeros, activation, norm, residual, alpha)[1],
                                    nnx.merge(graphdef, params)(x, ctx).logits, rtol=1e-12, atol=1e-12)

@@ -15,9 +15,10 @@ DIGITS = data.load("digits")
 
 def _lane(**values):
     base = dict(seed=0, sigma_w2=1.0, sigma_b2=0.0, learning_rate=0.05, target_loss=np.nan, depth=3,
-                init_index=0, residual_scale=1.0, activation_index=0, clip_norm=np.inf)
+                init_index=0, residual=False, residual_scale=1.0, activation_index=0, clip_norm=np.inf)
     base.update(values)
-    dtypes = {"seed": jnp.uint32, "depth": jnp.int32, "init_index": jnp.int32, "activation_index": jnp.int32}
+    dtypes = {"seed": jnp.uint32, "depth": jnp.int32, "init_index": jnp.int32, "activation_index": jnp.int32,
+              "residual": jnp.bool_}
     return {k: jnp.asarray(v, dtypes.get(k, jnp.float32)) for k, v in base.items()}
 
 
@@ -31,9 +32,10 @@ def _arch(depth, activation="sigmoid", init="standard", width=64, **options):
 
 def _signal_decades(depth, residual):
     """log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_L‖ at init on the probe batch."""
-    graphdef, params = models.init_state(_arch(depth, residual=residual), jax.random.key(0), 1.0, 0.0)
+    graphdef, params = models.init_state(_arch(depth), jax.random.key(0), 1.0, 0.0)
     x, y = jnp.asarray(DIGITS.x_train[:128]), jnp.asarray(DIGITS.y_train[:128])
-    signal = np.asarray(probes.layer_probes(graphdef, params, x, y)["signal_norm"], np.float64)
+    ctx = models.Context(residual=residual)
+    signal = np.asarray(probes.layer_probes(graphdef, params, x, y, ctx)["signal_norm"], np.float64)
     return np.log10(np.maximum(signal[0], 1e-300) / signal[-1])
 
 
@@ -48,7 +50,7 @@ def test_residual_signal_ratio_stays_bounded_with_depth_while_plain_vanishes():
 
 def test_residual_layer_is_input_plus_scaled_branch():
     """Against a hand-written forward pass: h ← h + α·φ(W h + b) on layers 2..depth."""
-    arch = _arch(3, activation="tanh", init="gaussian", width=8, residual=True)
+    arch = _arch(3, activation="tanh", init="gaussian", width=8)
     graphdef, params = models.init_state(arch, jax.random.key(1), 1.0, 0.1)
     model = nnx.merge(graphdef, params)
     x = np.asarray(DIGITS.x_train[:5], np.float64)
@@ -57,7 +59,7 @@ def test_residual_layer_is_input_plus_scaled_branch():
     for w, b in zip(np.asarray(model.w_hidden[...]), np.asarray(model.b_hidden[...])):
         a = a + alpha * np.tanh(a @ w + b)
     expected = a @ np.asarray(model.w_out[...]) + np.asarray(model.b_out[...])
-    got = model(jnp.asarray(x, jnp.float32), models.Context(residual_scale=alpha)).logits
+    got = model(jnp.asarray(x, jnp.float32), models.Context(residual=True, residual_scale=alpha)).logits
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
@@ -189,13 +191,13 @@ def test_invalid_remedy_settings_are_one_line_errors(fields, message):
 
 def test_unrolled_and_scanned_layers_agree_with_norms_and_skips():
     x, y = jnp.asarray(DIGITS.x_train[:32]), jnp.asarray(DIGITS.y_train[:32])
-    for options in ({"norm": "batchnorm"}, {"norm": "layernorm", "residual": True}):
+    for options, residual in (({"norm": "batchnorm"}, False), ({"norm": "layernorm"}, True)):
         outs = []
         for layers in ("scan", "unroll"):
             arch = mlp.Architecture(DIGITS.n_in, DIGITS.n_classes, 16, 5, ("tanh", "relu"), "gaussian", layers,
                                        **options)
             graphdef, params = models.init_state(arch, jax.random.key(4), 1.5, 0.1)
-            ctx = models.Context(residual_scale=0.5, activation_index=1)
+            ctx = models.Context(residual=residual, residual_scale=0.5, activation_index=1)
             outs.append(probes.layer_probes(graphdef, params, x, y, ctx))
         for k in ("grad_norm", "signal_norm", "preact_rms", "unit_p50"):
             np.testing.assert_allclose(outs[0][k], outs[1][k], rtol=1e-5, atol=1e-6, err_msg=f"{options} {k}")
