@@ -295,24 +295,25 @@ steps = 20
 log_every = 10
 probe_every = 10
 learning_rate = 0.1
-residual = true
 activation = "tanh"
 sigma_w2 = 2.0
 [grid]
+residual = [false, true]
 clip_norm = [0.05, 2.0, 50.0]
 residual_scale = [0.3, 1.0]
 """
 
 
 def test_clip_norm_and_residual_scale_lanes_equal_the_same_configs_run_alone(tmp_path):
-    """Six configs differing in clip_norm and residual_scale, vmapped in one chunk, against each
-    run as a chunk of one: every table equal to float tolerance, and the lanes really differ."""
+    """Twelve configs differing in residual (plain and residual nets share a program), clip_norm and
+    residual_scale, vmapped in one chunk, against each run as a chunk of one: every table equal to
+    float tolerance, and the lanes really differ."""
     exp = spec.parse(CLIP_RESIDUAL)
     engine.run_experiment(exp, None, tmp_path / "together", progress=False, max_chunk=16)
     engine.run_experiment(exp, None, tmp_path / "alone", progress=False, max_chunk=1)
     together, alone = (store.read_manifest(tmp_path / k)["groups"] for k in ("together", "alone"))
-    assert [(g["chunk_size"], g["chunks"]) for g in together] == [(6, 1)]
-    assert [(g["chunk_size"], g["chunks"]) for g in alone] == [(1, 6)]
+    assert [(g["chunk_size"], g["chunks"]) for g in together] == [(12, 1)]
+    assert [(g["chunk_size"], g["chunks"]) for g in alone] == [(1, 12)]
     a, b = (store.load_results(tmp_path / k) for k in ("together", "alone"))
     cols = ["final_loss", "final_train_accuracy", "last_finite_loss", "clip_rate", "max_grad_norm", "grad_decay"]
     ra, rb = (r.runs.set_index("config_id").sort_index() for r in (a, b))
@@ -326,5 +327,9 @@ def test_clip_norm_and_residual_scale_lanes_equal_the_same_configs_run_alone(tmp
     # branch scale changes the result
     clip = ra.groupby("clip_norm")["clip_rate"].mean()
     assert clip[0.05] == 1.0 and 0 < clip[2.0] < 1 and clip[50.0] == 0.0, clip
-    by_scale = ra[ra["clip_norm"] == 50.0].set_index("residual_scale")["final_loss"]
+    unclipped = ra[ra["clip_norm"] == 50.0]
+    by_scale = unclipped[unclipped["residual"]].set_index("residual_scale")["final_loss"]
     assert abs(by_scale[0.3] - by_scale[1.0]) > 1e-3, by_scale
+    # a plain lane ignores the branch scale; a residual lane is not the plain one
+    plain = unclipped[~unclipped["residual"]].set_index("residual_scale")["final_loss"]
+    assert plain[0.3] == plain[1.0] and abs(plain[1.0] - by_scale[1.0]) > 1e-3, (plain, by_scale)
