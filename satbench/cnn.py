@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from satbench.families import Cost, DataShape
 from satbench.models import LayerStack
 
+
 @dataclasses.dataclass(frozen=True)
 class Architecture:
     """Everything about the CNN that changes the compiled program (validated by ``satbench.spec``)."""
@@ -72,8 +73,9 @@ class Network(LayerStack):
     @staticmethod
     def param_shapes(arch: Architecture) -> dict:
         k, c, n = arch.kernel_size, arch.channels, arch.depth - 1
+        features = readout_features(arch.readout, arch.image_shape, c)
         return {"w_in": (k, k, arch.image_shape[-1], c), "b_in": (c,), "w_hidden": (n, k, k, c, c),
-                "b_hidden": (n, c), "w_out": (readout_features(arch), arch.n_out), "b_out": (arch.n_out,)}
+                "b_hidden": (n, c), "w_out": (features, arch.n_out), "b_out": (arch.n_out,)}
 
     def first_layer(self, x):
         x = x.reshape(x.shape[0], *self.arch.image_shape)
@@ -87,10 +89,10 @@ class Network(LayerStack):
         return features @ self.w_out[...] + self.b_out[...]
 
 
-def readout_features(arch) -> int:
-    """Inputs of the dense readout: the channels, or every position's channels."""
-    height, width, _ = arch.image_shape
-    return arch.channels if arch.readout == "pool" else height * width * arch.channels
+def readout_features(readout: str, image_shape, channels: int) -> int:
+    """Inputs of the dense readout: the channels (``pool``), or every position's channels."""
+    height, width, _ = image_shape
+    return channels if readout == "pool" else height * width * channels
 
 
 def architecture(values, depth: int, shape: DataShape, activations: tuple, inits: tuple, layers: str):
@@ -105,7 +107,7 @@ def cost(values, depth: int, shape: DataShape) -> Cost:
     positions = height * width
     weights = k * k * c_in * c + (depth - 1) * k * k * c * c
     normalised = values["norm"] != "none"
-    features = c if values["readout"] == "pool" else positions * c
+    features = readout_features(values["readout"], shape.input_shape, c)
     params = weights + depth * c + features * shape.n_out + shape.n_out + (2 * depth * c if normalised else 0)
     flops = 2.0 * positions * weights + 2.0 * features * shape.n_out
     return Cost(params=params, forward_flops=flops, site_units=positions * c, matmul_width=c,

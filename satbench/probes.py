@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from satbench import activations, models, probe_tables
+from satbench import activations, models
 
 #: |φ'(h)| below this fraction of max|φ'| counts as saturated.
 SATURATION_THRESHOLD = 0.05
@@ -23,10 +23,6 @@ LAYER_FIELDS = ("grad_norm", "signal_norm", "preact_rms", "act_mean", "act_std",
 def cross_entropy(logits, labels):
     """Mean softmax cross-entropy with integer labels."""
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-
-#: quantities of ``layer_histograms``, in the order of their leading axis
-HISTOGRAM_QUANTITIES = probe_tables.HISTOGRAM_QUANTITIES
 
 
 def layer_histograms(values, bins: int, active=None):
@@ -72,7 +68,7 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
 
     With ``histogram_bins`` > 0 the dict also holds "histograms": counts
     (2, depth, bins) of φ(h_l) and ∂L/∂h_l over units × examples, and their
-    ranges lo, hi (2,) each (``layer_histograms``, HISTOGRAM_QUANTITIES order). Keys other than
+    ranges lo, hi (2,) each (``layer_histograms``, ``probe_tables.HISTOGRAM_QUANTITIES`` order). Keys other than
     the per-site columns are tables of their own, declared in ``satbench.probe_tables``.
     """
     arch = nnx.merge(graphdef, params).arch

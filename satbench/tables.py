@@ -2,7 +2,8 @@
 tables of ``satbench.probe_tables`` (spectra, histograms).
 
 Every per-site column of ``layers`` is whatever ``probes.layer_probes`` returns, and every other
-table is built by its declaration, so a new probe column or table needs no change here. ``theory_columns`` adds the mean-field predictions to ``runs``.
+table is built by its declaration, so a new probe column or table needs no change here.
+``theory_columns`` adds the mean-field predictions to ``runs``.
 """
 
 from __future__ import annotations
