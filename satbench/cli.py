@@ -103,9 +103,11 @@ def main():
 @click.option("--num-processes", type=int, default=None, help="with --distributed: how many processes")
 @click.option("--process-id", type=int, default=None, help="with --distributed: this process, 0..N-1")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--concurrent", type=click.IntRange(min=1), default=None,
+              help="program calls run at once [default: CPU: one per usable core; GPU/TPU: 1]")
 @_DATA_DIR
 def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_bucketing, shard, distributed_,
-        coordinator, num_processes, process_id, quiet, data_dir):
+        coordinator, num_processes, process_id, quiet, concurrent, data_dir):
     """Run EXPERIMENT (a .toml path or a name from experiments/), resuming unfinished work."""
     process = None
     try:
@@ -123,7 +125,8 @@ def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_b
         options = {"memory_budget": budget} if fraction is None else {"memory_fraction": fraction}
         summary = engine.run_experiment(exp, profile, out, max_chunk=max_chunk, fresh=fresh,
                                         progress=not quiet, bucketing=not no_bucketing, shard=shard,
-                                        distributed=distributed_, data_dir=data_dir, **options)
+                                        distributed=distributed_, data_dir=data_dir, concurrent=concurrent,
+                                        **options)
     except (spec.SpecError, data.DataError) as err:
         _fail(err)
     except KeyboardInterrupt as err:

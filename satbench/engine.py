@@ -254,6 +254,8 @@ class Options:
       None: ``memory_fraction`` of the device's memory. ``max_chunk`` caps it further.
     distributed: run this process's slice of a ``jax.distributed`` job (see ``satbench.distributed``).
     data_dir: the folder of mnist/, fashion_mnist/, cifar10/ (default $SATBENCH_DATA).
+    concurrent: program calls run at once (default: on CPU one per usable core and device,
+      elsewhere 1); each call is whole, so the numbers are the same at any value.
     """
 
     max_chunk: int | None = None
@@ -265,6 +267,7 @@ class Options:
     memory_fraction: float = DEFAULT_MEMORY_FRACTION
     distributed: bool = False
     data_dir: str | Path | None = None
+    concurrent: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +277,7 @@ class Devices:
     devices: list
     max_chunk: int
     budget: tuple[int | None, str]  # bytes per device and where that number came from
+    concurrent: int = 1  # program calls run at once
     sharding: NamedSharding | None = None  # lanes split over devices (None: one device)
     replicated: NamedSharding | None = None  # the dataset on every device
 
@@ -282,11 +286,20 @@ class Devices:
         devices = jax.local_devices()
         max_chunk = opts.max_chunk or DEFAULT_MAX_CHUNK.get(devices[0].platform, FALLBACK_MAX_CHUNK)
         budget = machine.budget_per_device(devices, opts.memory_budget, opts.memory_fraction)
+        calls = opts.concurrent or default_concurrent(devices)
         if len(devices) == 1:
-            return cls(devices, max_chunk, budget)
+            return cls(devices, max_chunk, budget, calls)
         mesh = Mesh(np.array(devices), ("config",))
-        return cls(devices, max_chunk, budget, NamedSharding(mesh, PartitionSpec("config")),
+        return cls(devices, max_chunk, budget, calls, NamedSharding(mesh, PartitionSpec("config")),
                    NamedSharding(mesh, PartitionSpec()))
+
+
+def default_concurrent(devices: list) -> int:
+    """Program calls to run at once: on CPU one per usable core (per device), since one call
+    keeps about one core busy; on an accelerator one (a call fills the device)."""
+    if devices[0].platform != "cpu":
+        return 1
+    return max(1, machine.usable_cores() // len(devices))
 
 
 def _slices(opts: Options) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
@@ -301,39 +314,60 @@ def _slices(opts: Options) -> tuple[tuple[int, int] | None, tuple[int, int] | No
 
 
 def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar) -> dict:
-    """Compile ``group``'s program once and run its chunks, halving the chunk and recompiling on
-    out-of-memory; ``write(configs, record, seconds)`` stores each chunk. Its manifest record."""
+    """Compile ``group``'s program once and run its chunks, ``dev.concurrent`` at a time,
+    halving the chunk and recompiling on out-of-memory; ``write(configs, record, seconds)``
+    stores each chunk, in order. Its manifest record.
+
+    On CPU one call keeps about one core busy (a lane's small matmuls do not spread over the
+    intra-op pool), so calls run side by side from a thread pool (XLA releases the GIL). Each
+    call is the same executable on its own lanes: a lane's numbers do not depend on which
+    calls run beside it."""
     prog, label = group.program, program_label(group.program)
     size, compiled, halvings, n_chunks, compile_s, run_s = group.chunk_size, None, 0, 0, 0.0, 0.0
     remaining = list(group.configs)
-    while remaining:
-        chunk = remaining[:size]
-        try:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=dev.concurrent, thread_name_prefix="satbench-call")
+
+    def call(fn, chunk, n_lanes):
+        t1 = time.perf_counter()
+        record = jax.device_get(fn(lanes_for(chunk, prog, n_lanes, dev.sharding), dataset))
+        return record, time.perf_counter() - t1
+
+    try:
+        while remaining:
             if compiled is None:
                 bar.set_description(f"compile {label}")
                 t0 = time.perf_counter()
                 compiled = compiled_sweep(prog, size, dataset, dev.sharding)
                 compile_s += time.perf_counter() - t0
                 bar.set_description(f"run {label}")
-            t1 = time.perf_counter()
-            record = jax.device_get(compiled(lanes_for(chunk, prog, size, dev.sharding), dataset))
-        except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
-            if not is_out_of_memory(err):
-                raise
-            smaller = plan.halve_chunk(size, len(dev.devices))
-            if smaller is None:
-                raise OutOfMemory(f"{label}: out of device memory even at {size} config(s) per call on "
-                                  f"{len(dev.devices)} device(s); lower width, batch_size or probe_batch") from err
-            tqdm.write(f"satbench: {label}: out of memory at {size} configs per call; recompiling for {smaller}",
-                       file=sys.stderr)
-            size, compiled, halvings = smaller, None, halvings + 1
-            continue
-        seconds = time.perf_counter() - t1
-        run_s += seconds
-        write(chunk, record, seconds)
-        remaining, n_chunks = remaining[len(chunk):], n_chunks + 1
-        bar.update(len(chunk))
-        bar.set_postfix(configs_per_s=f"{len(chunk) / max(seconds, 1e-9):.1f}")
+            chunks = [remaining[i : i + size] for i in range(0, len(remaining), size)]
+            t_wave = time.perf_counter()
+            futures = [pool.submit(call, compiled, chunk, size) for chunk in chunks]
+            try:
+                for chunk, future in zip(chunks, futures):
+                    record, seconds = future.result()
+                    write(chunk, record, seconds)
+                    remaining, n_chunks = remaining[len(chunk):], n_chunks + 1
+                    bar.update(len(chunk))
+                    elapsed = time.perf_counter() - t_wave
+                    bar.set_postfix(configs_per_s=f"{(len(group.configs) - len(remaining)) / max(elapsed, 1e-9):.1f}")
+            except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
+                for future in futures:
+                    future.cancel()
+                concurrent.futures.wait(futures)  # the calls still running finish before the retry
+                if not is_out_of_memory(err):
+                    raise
+                smaller = plan.halve_chunk(size, len(dev.devices))
+                if smaller is None:
+                    raise OutOfMemory(f"{label}: out of device memory even at {size} config(s) per call on "
+                                      f"{len(dev.devices)} device(s); lower width, batch_size or probe_batch") from err
+                tqdm.write(f"satbench: {label}: out of memory at {size} configs per call; recompiling for {smaller}",
+                           file=sys.stderr)
+                size, compiled, halvings = smaller, None, halvings + 1
+            finally:
+                run_s += time.perf_counter() - t_wave
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     return manifest.group_record(label, group, size, n_chunks, halvings, compile_s, run_s)
 
 
@@ -356,10 +390,11 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
         todo = [c for c in configs if c.config_id not in done]
         dev = Devices.local(opts)
         groups = unfinished(plan.make_plan(configs, max_chunk=dev.max_chunk, n_devices=len(dev.devices),
-                                           bucketing=opts.bucketing, memory_budget=dev.budget[0]), done)
+                                           bucketing=opts.bucketing, memory_budget=dev.budget[0],
+                                           concurrent=dev.concurrent), done)
         record = manifest.start(exp, profile, n_configs=len(configs), shard=shard, process=process,
                                 devices=dev.devices, datasets=datasets, budget=dev.budget, max_chunk=dev.max_chunk,
-                                cache_dir=cache_dir)
+                                cache_dir=cache_dir, concurrent=dev.concurrent)
         path = out / store.manifest_name(shard)
         record["groups"] = manifest.read_old(path, opts.fresh, record["spec_hash"])
         store.atomic_write_json(record, path)

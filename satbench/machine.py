@@ -55,6 +55,14 @@ def budget_per_device(devices: list, budget: int | None, fraction: float) -> tup
     return int(fraction * memory), f"{fraction:g} of {devices[0].platform} memory ({memory} bytes)"
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a SLURM allocation), not the
+    machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def git_describe() -> str | None:
     """``git describe`` of the satbench checkout, if it is one."""
     try:

@@ -40,7 +40,7 @@ def read_old(path: Path, fresh: bool, spec_hash: str) -> list:
 
 
 def start(exp: spec.Experiment, profile: str | None, *, n_configs: int, shard, process, devices, datasets: dict,
-          budget: tuple, max_chunk: int, cache_dir) -> dict:
+          budget: tuple, max_chunk: int, cache_dir, concurrent: int = 1) -> dict:
     """A new manifest of status "running"."""
     fixed, grid = exp.resolve(profile)
     return {
@@ -59,6 +59,7 @@ def start(exp: spec.Experiment, profile: str | None, *, n_configs: int, shard, p
                      for key, ds in datasets.items()},
         "memory_budget": {"bytes_per_device": budget[0], "source": budget[1]},
         "max_chunk": max_chunk,
+        "concurrent_calls": concurrent,
         "compilation_cache": str(cache_dir) if cache_dir else None,
         "started": now(),
         "status": "running",

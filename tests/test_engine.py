@@ -220,14 +220,14 @@ def test_rerun_skips_finished_configs_and_changed_spec_is_refused(tiny_toml, tmp
 def test_resume_after_losing_parts_recomputes_only_those(multi_depth, tmp_path):
     path, alone = multi_depth
     exp = spec.load(str(path))
-    engine.run_experiment(exp, None, tmp_path, progress=False, max_chunk=5)  # 3 padded chunks of 4
+    engine.run_experiment(exp, None, tmp_path, progress=False, max_chunk=5, concurrent=1)  # 3 padded chunks of 4
     uninterrupted = store.load_results(tmp_path)
     parts = store.part_dirs(tmp_path)
     assert len(parts) == 3
     import shutil
 
     shutil.rmtree(parts[0])  # as if the sweep had been killed before this chunk
-    summary = engine.run_experiment(exp, None, tmp_path, progress=False, max_chunk=5)
+    summary = engine.run_experiment(exp, None, tmp_path, progress=False, max_chunk=5, concurrent=1)
     assert summary.n_skipped == 8
     resumed = store.load_results(tmp_path)
     assert_same_results(resumed, alone)

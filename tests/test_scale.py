@@ -15,7 +15,7 @@ import jax
 import pandas as pd
 import pytest
 
-from satbench import data, engine, manifest, mlp, models, plan, spec, store, train
+from satbench import data, engine, manifest, mlp, models, plan, schedule, spec, store, train
 from conftest import TINY, assert_same_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _values(**overrides):
     values = {k: f.default for k, f in spec.FIELDS.items()}
     values.update(overrides)
-    return values
+    return schedule.resolve_log_every(values)
 
 
 def _tree_bytes(tree) -> int:
@@ -101,6 +101,12 @@ def test_chunk_size_fits_the_budget_and_the_devices():
     # balanced calls: the last call is padded to the chunk, so 20 under a cap of 16 run as 2 x 10
     assert plan.chunk_size(20, per_config=100, fixed=0, budget=None, max_chunk=16) == 10
     assert plan.chunk_size(33, per_config=100, fixed=0, budget=None, max_chunk=16) == 11
+    # calls run side by side: one per worker where there are configs enough, and the budget holds them all
+    assert plan.chunk_size(24, per_config=100, fixed=0, budget=None, max_chunk=16, concurrent=2) == 12
+    assert plan.chunk_size(8, per_config=100, fixed=0, budget=None, max_chunk=16, concurrent=2) == 4
+    assert plan.chunk_size(40, per_config=100, fixed=0, budget=None, max_chunk=16, concurrent=2) == 10  # 4 calls
+    assert plan.chunk_size(1, per_config=100, fixed=0, budget=None, max_chunk=16, concurrent=2) == 1
+    assert plan.chunk_size(10, per_config=100, fixed=50, budget=450, max_chunk=16, concurrent=2) == 2  # 2 x 2 fit
 
 
 def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(multi_depth, tmp_path):
@@ -110,7 +116,7 @@ def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(
     per_config = plan.config_bytes(cfg.values, cfg["depth"], plan.data_shape(cfg["dataset"]))
     fixed = plan.program_bytes(cfg["dataset"])
     budget = fixed + 2 * per_config + per_config // 2  # room for two configs, not three
-    engine.run_experiment(exp, None, tmp_path, progress=False, memory_budget=budget)
+    engine.run_experiment(exp, None, tmp_path, progress=False, memory_budget=budget, concurrent=1)
     manifest = store.read_manifest(tmp_path)
     assert manifest["memory_budget"] == {"bytes_per_device": budget, "source": "--memory-budget"}
     assert len(manifest["groups"]) == 1  # tanh and relu, depths 2, 3 and 5 share one padded program
@@ -122,11 +128,22 @@ def test_a_budget_smaller_than_the_sweep_still_completes_in_the_expected_chunks(
     assert_same_results(store.load_results(tmp_path), alone)
 
 
-def test_bucketed_padded_and_chunked_configs_equal_each_config_run_alone(multi_depth, tmp_path):
-    """The default plan pads depths 2 and 3 into a scanned depth-5 program of 12 lanes; a config's
-    numbers (its init included) must not depend on that."""
+def test_calls_run_side_by_side_equal_each_config_run_alone(multi_depth, tmp_path):
+    """Three program calls at once (threads; XLA releases the GIL), each a whole chunk of the same
+    executable: the results, written in order, equal each config alone bit for bit."""
     path, alone = multi_depth
-    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False)
+    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=2, concurrent=3)
+    manifest = store.read_manifest(tmp_path)
+    assert manifest["concurrent_calls"] == 3
+    assert [g["chunks"] for g in manifest["groups"]] == [6]  # 12 configs: 6 calls of 2, 3 at a time
+    assert_same_results(store.load_results(tmp_path), alone)
+
+
+def test_bucketed_padded_and_chunked_configs_equal_each_config_run_alone(multi_depth, tmp_path):
+    """The default plan, one call at a time, pads depths 2 and 3 into a scanned depth-5 program of
+    12 lanes; a config's numbers (its init included) must not depend on that."""
+    path, alone = multi_depth
+    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, concurrent=1)
     (group,) = store.read_manifest(tmp_path)["groups"]
     assert group["masked"] and group["chunk_size"] == 12 and group["layers"] == "scan"
     assert set(alone.runs["program_depth"]) == {2, 3, 5} and set(alone.runs["chunk_lanes"]) == {1}
