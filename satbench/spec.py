@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from satbench import data, families, remedies
+from satbench import data, families, remedies, schedule
 from satbench.fields import Field, choices, non_negative, positive, unit_interval
 
 MAX_CONFIGS = 200_000
@@ -67,7 +67,8 @@ FIELDS: dict[str, Field] = {
     "batch_size": Field(int, 64, "minibatch size", positive),
     "steps": Field(int, 500, "training steps (0: probes at init only)", non_negative),
     "seed": Field(int, 0, "random seed (init and minibatches)", non_negative, batched=True, lane_dtype="uint32"),
-    "log_every": Field(int, 10, "steps between loss/accuracy evaluations", positive),
+    "log_every": Field(int, 0, "steps between loss/accuracy evaluations (0: auto, evaluations within 10% of the "
+                       "training's cost)", non_negative),
     "probe_every": Field(int, 0, "steps between layer probes (0: first and last only)", non_negative),
     "probe_batch": Field(int, 256, "examples in the probe batch", positive),
     "jacobian_samples": Field(int, 0, "examples whose input-output Jacobian spectrum is probed", non_negative),
@@ -179,7 +180,7 @@ class Experiment:
         for combo in itertools.product(*(grid[k] for k in keys)):
             values = dict(base)
             values.update(zip(keys, combo))
-            values = for_family(remedies.apply(values))
+            values = schedule.resolve_log_every(for_family(remedies.apply(values)))
             _check_consistency(values, where)
             config = Config(values)
             configs.setdefault(config.config_id, config)  # a remedy can make grid points equal

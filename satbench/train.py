@@ -19,14 +19,13 @@ import numpy as np
 import optax
 from flax import nnx
 
-from satbench import models, probe_tables, probes, spec
+from satbench import models, probe_tables, probes, schedule, spec
 
 OPTIMIZERS = spec.OPTIMIZERS
 #: threefry: the only implementation whose streams are the same under vmap as alone
 #: ("rbg" compiles faster on CPU but a lane's numbers would depend on its chunk).
 PRNG_IMPL = "threefry2x32"
-#: examples of the train and test sets that each evaluation uses (at most)
-EVAL_SIZE = 2048
+EVAL_SIZE = schedule.EVAL_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +68,7 @@ def make_program(arch, masked: bool = False, eval_size: int = EVAL_SIZE, **setti
     unknown = set(settings) - set(names)
     if unknown:
         raise ValueError(f"not program settings: {sorted(unknown)}; allowed: {', '.join(names)}")
-    values = {k: settings.get(k, spec.FIELDS[k].default) for k in names}
+    values = schedule.resolve_log_every({k: settings.get(k, spec.FIELDS[k].default) for k in names})
     return Program(arch, tuple(values.items()), masked, eval_size)
 
 
