@@ -313,19 +313,32 @@ def _slices(opts: Options) -> tuple[tuple[int, int] | None, tuple[int, int] | No
     return shard, process
 
 
+def calls_lapack(compiled) -> bool:
+    """Whether an executable calls jaxlib's LAPACK kernels (SVD, QR, eigh: orthogonal init, Jacobian
+    spectra). On CPU such a kernel hands its batch to XLA's intra-op pool and blocks until the pool
+    has done it; two calls side by side, each blocked in one, can hold every thread of a 2-core
+    pool and wait forever (``models.after`` keeps one program's kernels in sequence for the same
+    reason). Such programs run one call at a time."""
+    try:
+        text = compiled.as_text() or ""
+    except Exception:  # noqa: BLE001 - one that cannot show its program may call them
+        return True
+    return 'custom_call_target="lapack' in text
+
+
 def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar) -> dict:
     """Compile ``group``'s program once and run its chunks, ``dev.concurrent`` at a time,
     halving the chunk and recompiling on out-of-memory; ``write(configs, record, seconds)``
     stores each chunk, in order. Its manifest record.
 
     On CPU one call keeps about one core busy (a lane's small matmuls do not spread over the
-    intra-op pool), so calls run side by side from a thread pool (XLA releases the GIL). Each
-    call is the same executable on its own lanes: a lane's numbers do not depend on which
-    calls run beside it."""
+    intra-op pool), so calls run side by side from a thread pool (XLA releases the GIL), except
+    for programs that call LAPACK (``calls_lapack``). Each call is the same executable on its own
+    lanes: a lane's numbers do not depend on which calls run beside it."""
     prog, label = group.program, program_label(group.program)
     size, compiled, halvings, n_chunks, compile_s, run_s = group.chunk_size, None, 0, 0, 0.0, 0.0
     remaining = list(group.configs)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=dev.concurrent, thread_name_prefix="satbench-call")
+    pool, workers = None, 1
 
     def call(fn, chunk, n_lanes):
         t1 = time.perf_counter()
@@ -340,6 +353,9 @@ def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar) 
                 compiled = compiled_sweep(prog, size, dataset, dev.sharding)
                 compile_s += time.perf_counter() - t0
                 bar.set_description(f"run {label}")
+                if pool is None:
+                    workers = 1 if calls_lapack(compiled) else dev.concurrent
+                    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="satbench-call")
             chunks = [remaining[i : i + size] for i in range(0, len(remaining), size)]
             t_wave = time.perf_counter()
             futures = [pool.submit(call, compiled, chunk, size) for chunk in chunks]
@@ -367,8 +383,10 @@ def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar) 
             finally:
                 run_s += time.perf_counter() - t_wave
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    return manifest.group_record(label, group, size, n_chunks, halvings, compile_s, run_s)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    return manifest.group_record(label, group, size, n_chunks, halvings, compile_s, run_s,
+                                 workers)
 
 
 def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **options) -> SweepSummary:

@@ -68,14 +68,14 @@ def start(exp: spec.Experiment, profile: str | None, *, n_configs: int, shard, p
 
 
 def group_record(label: str, group, size: int, n_chunks: int, halvings: int, compile_s: float,
-                 run_s: float) -> dict:
+                 run_s: float, concurrent: int = 1) -> dict:
     """What one compiled program did: its depths, chunks, memory estimate and seconds."""
     prog = group.program
     return {
         "program": label, "layers": getattr(prog.arch, "layers", None), "masked": prog.masked,
         "depths": sorted({c["depth"] for c in group.configs}),
         "n_configs": len(group.configs), "chunk_size": size, "chunks": n_chunks,
-        "planned_chunk_size": group.chunk_size, "oom_halvings": halvings,
+        "planned_chunk_size": group.chunk_size, "oom_halvings": halvings, "concurrent_calls": concurrent,
         "bytes_per_config": group.config_bytes, "fixed_bytes": group.fixed_bytes,
         "budget_bytes": group.budget_bytes,
         "compile_s": round(compile_s, 3), "run_s": round(run_s, 3),

@@ -139,6 +139,39 @@ def test_calls_run_side_by_side_equal_each_config_run_alone(multi_depth, tmp_pat
     assert_same_results(store.load_results(tmp_path), alone)
 
 
+def test_programs_that_call_lapack_run_one_call_at_a_time(tmp_path):
+    """Orthogonal init and Jacobian spectra call LAPACK's SVD, which blocks XLA's intra-op pool
+    threads while it waits for them: two such calls side by side hung a 2-core machine forever.
+    In a fresh process with a deadline: the orthogonal program runs its chunks one at a time,
+    the elementwise one side by side, and both finish."""
+    import subprocess
+    import sys
+
+    text = """
+[experiment]
+name = "lapack"
+[fixed]
+width = 8
+depth = 3
+steps = 10
+jacobian_samples = 0
+[grid]
+init = ["orthogonal", "gaussian"]
+seed = [0, 1, 2, 3]
+"""
+    path = tmp_path / "lapack.toml"
+    path.write_text(text)
+    code = (f"from satbench import engine, spec\n"
+            f"engine.run_experiment(spec.load({str(path)!r}), None, {str(tmp_path / 'out')!r}, progress=False, "
+            f"max_chunk=2, concurrent=2)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    groups = {("orthogonal" if "orthogonal" in g["program"] else "gaussian"): g
+              for g in store.read_manifest(tmp_path / "out")["groups"]}
+    assert groups["orthogonal"]["concurrent_calls"] == 1 and groups["orthogonal"]["chunks"] == 2
+    assert groups["gaussian"]["concurrent_calls"] == 2
+
+
 def test_bucketed_padded_and_chunked_configs_equal_each_config_run_alone(multi_depth, tmp_path):
     """The default plan, one call at a time, pads depths 2 and 3 into a scanned depth-5 program of
     12 lanes; a config's numbers (its init included) must not depend on that."""
