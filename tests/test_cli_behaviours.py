@@ -46,12 +46,12 @@ def _one_line_error(result, code=2):
 
 @pytest.fixture(scope="module")
 def plotted(tmp_path_factory):
-    """The 8-config PLOTTED sweep, run with --no-plot under --memory-budget 30%."""
+    """The 8-config PLOTTED sweep, run with --no-plot under --memory-budget 30%, one call at a time."""
     root = tmp_path_factory.mktemp("plotted")
     path = root / "plotted.toml"
     path.write_text(PLOTTED)
     out = root / "out"
-    result = _run_cli("run", path, "--out", out, "--quiet", "--no-plot", "--memory-budget", "30%")
+    result = _run_cli("run", path, "--out", out, "--quiet", "--no-plot", "--memory-budget", "30%", "--concurrent", "1")
     assert result.exit_code == 0, result.output + result.stderr
     return path, out
 
@@ -185,7 +185,8 @@ def test_memory_budget_percent_is_recorded_and_a_byte_budget_sizes_the_chunks(pl
     # a budget in bytes that holds the program's fixed bytes and three configs: chunks of three
     nbytes = group["fixed_bytes"] + 3 * group["bytes_per_config"] + 1
     small = tmp_path / "small"
-    result = _run_cli("run", path, "--out", small, "--quiet", "--no-plot", "--memory-budget", nbytes)
+    result = _run_cli("run", path, "--out", small, "--quiet", "--no-plot", "--memory-budget", nbytes,
+                      "--concurrent", "1")
     assert result.exit_code == 0, result.output + result.stderr
     manifest = store.read_manifest(small)
     assert manifest["memory_budget"] == {"bytes_per_device": nbytes, "source": "--memory-budget"}
@@ -309,7 +310,7 @@ def test_clip_norm_and_residual_scale_lanes_equal_the_same_configs_run_alone(tmp
     residual_scale, vmapped in one chunk, against each run as a chunk of one: every table equal to
     float tolerance, and the lanes really differ."""
     exp = spec.parse(CLIP_RESIDUAL)
-    engine.run_experiment(exp, None, tmp_path / "together", progress=False, max_chunk=16)
+    engine.run_experiment(exp, None, tmp_path / "together", progress=False, max_chunk=16, concurrent=1)
     engine.run_experiment(exp, None, tmp_path / "alone", progress=False, max_chunk=1)
     together, alone = (store.read_manifest(tmp_path / k)["groups"] for k in ("together", "alone"))
     assert [(g["chunk_size"], g["chunks"]) for g in together] == [(12, 1)]

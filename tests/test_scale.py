@@ -233,7 +233,7 @@ def test_a_chunk_out_of_memory_is_halved_and_retried(multi_depth, tmp_path, monk
     path, alone = multi_depth
     calls = []
     monkeypatch.setattr(engine, "compiled_sweep", _fake_oom_above(2, calls))
-    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=4)
+    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=4, concurrent=1)
     assert calls == [4, 2]  # one group: planned 4 lanes, out of memory, recompiled for 2
     err = capsys.readouterr().err
     assert err.count("out of memory at 4 configs per call; recompiling for 2") == 1
