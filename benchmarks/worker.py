@@ -61,7 +61,8 @@ def jax_device_memory() -> dict:
     except Exception:  # noqa: BLE001 - not every backend implements it
         stats = {}
     return {"device_peak_bytes": stats.get("peak_bytes_in_use"), "device_bytes_limit": stats.get("bytes_limit"),
-            "device": f"{dev.platform}:{dev.device_kind}", "jax_matmul_precision": jax.config.jax_default_matmul_precision}
+            "device": f"{dev.platform}:{dev.device_kind}",
+            "jax_matmul_precision": jax.config.jax_default_matmul_precision}
 
 
 def torch_device_memory(device: str) -> dict:
