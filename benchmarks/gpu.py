@@ -41,9 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import gpu_report, harness, machine, workloads
+from benchmarks import gpu_report, workloads  # pure Python: the dependency check runs before numpy is imported
 
-ROOT = harness.ROOT
+ROOT = Path(__file__).resolve().parent.parent
 REPRO = gpu_report.REPRO
 SYSTEMS = ("satbench", "torch-loop", "torch-vmap")
 MIN_STAGE_S = 20  # a stage with less time left than this is skipped, not started
@@ -217,6 +217,8 @@ def device_stage(peak_n: int, svd_width: int, dataset: str, npz: Path) -> dict:
     """The device and its yardsticks, and the dataset arrays the PyTorch peers read."""
     import jax
 
+    from benchmarks import machine
+
     devices = jax.devices()
     dev = devices[0]
     try:
@@ -329,6 +331,8 @@ def repro_stage(profile: str, overrides: dict, dataset: str | None, out: Path, d
 def child(args: list[str], log: Path, timeout: float, interrupt_first: bool = False, env: dict | None = None) -> dict:
     """``python -m benchmarks.gpu ARGS`` in its own process, output to ``log``; past ``timeout``
     it gets SIGINT first (``interrupt_first``: satbench then marks its manifest), then SIGKILL."""
+    from benchmarks import harness
+
     cmd = [sys.executable, "-m", "benchmarks.gpu", *args]
     t0 = time.perf_counter()
     with open(log, "w") as fh:
@@ -393,6 +397,8 @@ def worker_args(system: str, name: str, scale: Scale, ctx: dict) -> list:
 def run_one_workload(name: str, scale: Scale, ctx: dict, clock: Clock, reserve: float) -> dict:
     """satbench, the sampled PyTorch loop and torch.func.vmap on one workload, each in a fresh
     worker under its time cap; the loop's time extrapolated to the whole grid."""
+    from benchmarks import harness
+
     wl = workloads.get(name, scale.name)
     if ctx["dataset"] != "digits":
         wl = dataclasses.replace(wl, dataset=ctx["dataset"])
@@ -558,12 +564,17 @@ def torch_status(deps: dict, dev: dict, tmp: Path, out: Path, clock: Clock) -> d
 
 
 def main_run(args) -> int:
+    """The driver: every stage in priority order under the deadline, then the report."""
     clock = Clock(args.budget_s or args.scale.budget_s)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     clock.say(f"benchmarks.gpu: scale {args.scale.name}, budget {clock.budget_s:.0f} s, out {args.out}")
+    if sys.version_info < (3, 11):
+        clock.say(f"satbench needs Python >= 3.11 (tomllib); this is {sys.version.split()[0]}")
+        return 1
     ctx = prepare(args, clock)
     if ctx is None:
         return 1
+    from benchmarks import machine
     order = [n for n in ORDER if n in args.workloads or (n == REPRO and args.repro)]
     results, repro = {}, None
     for i, name in enumerate(order):

@@ -36,7 +36,8 @@ if [ "$INSTALL" = 1 ]; then
   if "$PY" -m pip install --no-deps --no-build-isolation -e . >"$DEST/pip.log" 2>&1; then
     echo "[$(date +%H:%M:%S)] pip install --no-deps -e . done"
   else
-    echo "[$(date +%H:%M:%S)] pip install --no-deps -e . FAILED (see $DEST/pip.log): $(tail -n 1 "$DEST/pip.log")"
+    why=$(grep -m 1 -iE "error: |error$" "$DEST/pip.log" || tail -n 1 "$DEST/pip.log")
+    echo "[$(date +%H:%M:%S)] pip install --no-deps -e . FAILED (see $DEST/pip.log): $why"
     echo "                running satbench from the checkout on PYTHONPATH instead"
   fi
 fi
