@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPRO = gpu_report.REPRO
 SYSTEMS = ("satbench", "torch-loop", "torch-vmap")
 MIN_STAGE_S = 20  # a stage with less time left than this is skipped, not started
+INTERRUPT_GRACE_S = 30  # after SIGINT, how long the reproduction may take to stop before SIGKILL
 
 #: import name of each of satbench's dependencies (pyproject names) and what goes without it
 WITHOUT = {
@@ -80,19 +81,20 @@ class Scale:
     svd_width: int
     repro_profile: str
     repro_overrides: dict  # fields over the profile (a slice); empty: the profile as shipped
-    repro_reserve_s: float  # kept for the reproduction while earlier stages run
+    reserve_s: dict  # seconds kept back for each target stage (init-only, the reproduction) until it runs
     torch_threads: int  # 0: torch's default
 
 
 SCALES = {
-    "gpu": Scale("gpu", budget_s=450, caps={"satbench": 200, "torch-loop": 45, "torch-vmap": 75}, loop_sample=16,
+    "gpu": Scale("gpu", budget_s=465, caps={"satbench": 200, "torch-loop": 45, "torch-vmap": 75}, loop_sample=16,
                  vmap_chunk={"small": 0, "medium": 0, "cnn": 0, "init-only": 64}, peak_n=8192, svd_width=1000,
-                 repro_profile="full", repro_overrides={}, repro_reserve_s=150, torch_threads=0),
+                 repro_profile="full", repro_overrides={}, reserve_s={"init-only": 90, REPRO: 150},
+                 torch_threads=0),
     "tiny": Scale("tiny", budget_s=300, caps={"satbench": 120, "torch-loop": 60, "torch-vmap": 60}, loop_sample=4,
                   vmap_chunk={}, peak_n=1024, svd_width=128, repro_profile="quick",
                   repro_overrides={"depth": [20], "sigma_w2": [1.5, 3.0], "seed": [0], "steps": 40, "log_every": 20,
                                    "probe_every": 40},
-                  repro_reserve_s=60, torch_threads=1),
+                  reserve_s={"init-only": 30, REPRO: 60}, torch_threads=1),
 }
 ORDER = ("small", "init-only", REPRO, "medium", "cnn")  # the three targets first
 
@@ -345,7 +347,7 @@ def child(args: list[str], log: Path, timeout: float, interrupt_first: bool = Fa
             if interrupt_first:
                 proc.send_signal(signal.SIGINT)
                 try:
-                    proc.wait(timeout=30)
+                    proc.wait(timeout=INTERRUPT_GRACE_S)
                 except subprocess.TimeoutExpired:
                     pass
             proc.kill()
@@ -522,6 +524,8 @@ def prepare(args, clock: Clock) -> dict | None:
         clock.say(f"device stage failed: {log_tail(args.out / 'logs' / 'device.log')}")
         return None
     dev = ctx["device"] = json.loads((tmp / "device.json").read_text())
+    if args.scale.name == "gpu" and dev["platform"] == "cpu":
+        clock.say("WARNING: JAX sees no GPU (platform cpu): the gpu-scale stages will mostly time out")
     ctx["ds"] = dev["dataset"]
     pk = dev["matmul_peak"]
     clock.say(f"   {dev['n_devices']} × {dev['platform']} {dev['device_kind']}; matmul {pk['default']['gflops']:.0f} "
@@ -578,9 +582,9 @@ def main_run(args) -> int:
     order = [n for n in ORDER if n in args.workloads or (n == REPRO and args.repro)]
     results, repro = {}, None
     for i, name in enumerate(order):
-        reserve = args.scale.repro_reserve_s if REPRO in order[i + 1:] else 0.0
+        reserve = sum(args.scale.reserve_s.get(later, 0.0) for later in order[i + 1:])
         if name == REPRO:
-            timeout = clock.timeout(clock.budget_s)
+            timeout = clock.timeout(clock.budget_s) - INTERRUPT_GRACE_S  # its SIGINT grace within the budget
             if not ctx["satbench_ok"] or timeout < MIN_STAGE_S:
                 why = "satbench cannot import" if not ctx["satbench_ok"] else "no time left"
                 clock.say(f"== reproduction skipped: {why}")
