@@ -77,8 +77,11 @@ def targets(doc: dict) -> list[dict]:
         total = None if rep.get("error") else rep.get("estimate_total_s") if cut else rep.get("process_s")
         label = "estimated" if cut else "measured"
         measured = f"failed: {rep['error']}" if rep.get("error") else f"{_fmt(total, '.0f')} s, {label}"
+        if rep.get("figures_error") and not rep.get("error"):
+            measured += f" (figures: {rep['figures_error']})"
         rows.append({"target": f"{REPRO} full profile in ≤ 10 min", "measured": f"{measured} ({rep.get('what')})",
-                     "met": None if total is None else total <= 600, "estimated": bool(cut)})
+                     "met": None if total is None or (total <= 600 and rep.get("figures_error")) else total <= 600,
+                     "estimated": bool(cut)})  # with its figures cut short, the time is a lower bound
     return rows
 
 
@@ -154,14 +157,15 @@ def repro_lines(rep: dict | None) -> list[str]:
                      "training FLOPs).")
     else:
         rate = _div((rep.get("total_flops") or 0) / 1e9, rep.get("run_s"))
-        lines.append(f"Finished in **{rep['process_s']:.0f} s** (process; sweep {rep['sweep_s']:.1f} s: compile "
+        done = "Sweep finished, figures cut short," if rep.get("figures_error") else "Finished"
+        lines.append(f"{done} in **{rep['process_s']:.0f} s** (process; sweep {rep['sweep_s']:.1f} s: compile "
                      f"{rep['compile_s']:.1f} s, run {rep['run_s']:.1f} s in {rep['n_groups']} program(s); "
                      f"figures and claims {rep.get('figures_s', 0):.1f} s); training "
                      f"{_fmt(rate)} GFLOP/s over run time; device peak {mb(rep.get('device_peak_bytes'))} MB.")
         for c in rep.get("claims") or []:
             lines.append(f"- {'PASS' if c['holds'] else 'FAIL'} {c['claim']} (measured: {c['measured']})")
         if rep.get("figures_error"):
-            lines.append(f"- figures skipped: {rep['figures_error']}")
+            lines.append(f"- figures: {rep['figures_error']}")
     return lines + [""]
 
 
