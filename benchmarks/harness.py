@@ -37,15 +37,23 @@ def worker_env(extra: dict) -> dict:
     return env
 
 
-def run_worker(system: str, wl: str, scale: str, npz: Path, work: Path, threads: int | None, env: dict) -> dict:
-    """One measurement in a fresh process (which reports its own peak RSS)."""
+def run_worker(system: str, wl: str, scale: str, npz: Path, work: Path, threads: int | None, env: dict,
+               extra_args: tuple = (), timeout: float | None = None) -> dict:
+    """One measurement in a fresh process (which reports its own peak RSS); ``extra_args`` go to
+    the worker, and past ``timeout`` seconds it is killed and reported as timed out."""
     work.mkdir(parents=True, exist_ok=True)
     result, log = work / "result.json", work / "worker.log"
     cmd = [sys.executable, "-m", "benchmarks.worker", system, wl, scale, "--data", str(npz),
            "--result", str(result), "--work", str(work)] + (["--threads", str(threads)] if threads else [])
+    cmd += [str(a) for a in extra_args]
     t0 = time.perf_counter()
     with open(log, "w") as fh:
-        proc = subprocess.run(cmd, cwd=ROOT, env=worker_env(env), stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            proc = subprocess.run(cmd, cwd=ROOT, env=worker_env(env), stdout=fh, stderr=subprocess.STDOUT,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout:.0f} s (killed)", "timed_out": True,
+                    "process_s": time.perf_counter() - t0}
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0 or not result.exists():
         tail = log.read_text().strip().splitlines()[-3:]

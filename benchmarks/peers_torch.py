@@ -5,7 +5,12 @@ Python loop over steps and over configs (eager: nothing to compile).
 (c) ``run_vmap``: the configs of one (activation, depth) shape stacked,
 their loss and gradients taken with ``torch.func.vmap`` + ``functional_call``
 + ``grad_and_value``, SGD applied to the stacked parameters; chunks of
-``VMAP_CHUNK`` configs, as satbench chunks on CPU.
+``VMAP_CHUNK`` configs, as satbench chunks on CPU (``benchmarks/gpu.py`` passes
+larger chunks).
+
+Both run on the CPU unless given ``device`` (``benchmarks/gpu.py``: "cuda"):
+weights and minibatch indices are still drawn on the CPU from the config's
+seed (the same numbers on either device), then moved.
 
 The ``cnn`` workload's net: ``nn.Conv2d`` layers (k×k, stride 1, padding k//2
 with ``padding_mode="circular"``, or zeros for ``same``) on NCHW images, the
@@ -46,11 +51,17 @@ def flush_denormals() -> None:
     torch.set_flush_denormal(True)
 
 
-def setup(threads: int) -> dict:
-    """Thread count and denormal flushing for this process; what was set, for the report."""
+def setup(threads: int, matmul_precision: str | None = None) -> dict:
+    """Thread count, denormal flushing and (if given) the float32 matmul precision for this
+    process ("high" lets CUDA matmuls and convolutions use TF32, as JAX does by default on
+    GPUs; "highest" forbids it); what was set, for the report."""
     torch.set_num_threads(threads)
     flush_denormals()
-    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads()}
+    if matmul_precision:
+        torch.set_float32_matmul_precision(matmul_precision)
+        torch.backends.cudnn.allow_tf32 = matmul_precision != "highest"
+    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+            "torch_matmul_precision": torch.get_float32_matmul_precision()}
 
 
 class GlobalMeanPool(nn.Module):
@@ -160,31 +171,35 @@ def _tensor(a) -> torch.Tensor:
     return t.permute(0, 3, 1, 2).contiguous() if t.dim() == 4 else t
 
 
-def _tensors(arrays: dict, wl):
-    return _tensor(workloads.inputs(wl, arrays["x_train"])), torch.from_numpy(arrays["y_train"]).long()
+def _tensors(arrays: dict, wl, device="cpu"):
+    x = _tensor(workloads.inputs(wl, arrays["x_train"])).to(device)
+    return x, torch.from_numpy(arrays["y_train"]).long().to(device)
 
 
-def run_loop(wl, arrays: dict) -> dict:
-    """Peer (b): one model per config, trained in a Python loop."""
-    x, y = _tensors(arrays, wl)
+def run_loop(wl, arrays: dict, configs: list[dict] | None = None, device="cpu") -> dict:
+    """Peer (b): one model per config, trained in a Python loop; ``configs``: a subset of
+    ``wl.configs()`` (default: all). Each config's seconds are kept (float(loss) waits for the
+    device), so a sampled run can be extrapolated."""
+    x, y = _tensors(arrays, wl, device)
     n_in, n_out = arrays["x_train"].shape[1], int(arrays["n_classes"])
     losses = []
     t0 = time.perf_counter()
-    for activation, depth in wl.shapes():
+    for cfg in configs or wl.configs():
+        t_cfg = time.perf_counter()
+        activation, depth, sigma_w2, seed = cfg["activation"], cfg["depth"], cfg["sigma_w2"], cfg["seed"]
         shapes = workloads.weight_shapes(wl, depth, n_in, n_out)
-        for sigma_w2 in wl.sigma_w2:
-            for seed in wl.seeds:
-                gen = torch.Generator().manual_seed(seed)
-                model = init_(build_model(shapes, activation, wl.padding), sigma_w2, gen)
-                if wl.init_only:
-                    probe = (x[: wl.probe_batch], y[: wl.probe_batch], x[: wl.jacobian_samples])
-                    loss = init_probes(model, x, y, *probe)[0]
-                else:
-                    sgd_loop(model, batch_indices(seed, wl.steps, wl.batch_size, len(y)), x, y, wl.learning_rate)
-                    with torch.no_grad():
-                        loss = F.cross_entropy(model(x), y)
-                losses.append({"activation": activation, "depth": depth, "sigma_w2": sigma_w2, "seed": seed,
-                               "final_loss": float(loss)})
+        gen = torch.Generator().manual_seed(seed)
+        model = init_(build_model(shapes, activation, wl.padding), sigma_w2, gen).to(device)
+        if wl.init_only:
+            probe = (x[: wl.probe_batch], y[: wl.probe_batch], x[: wl.jacobian_samples])
+            loss = init_probes(model, x, y, *probe)[0]
+        else:
+            idx = batch_indices(seed, wl.steps, wl.batch_size, len(y)).to(device)
+            sgd_loop(model, idx, x, y, wl.learning_rate)
+            with torch.no_grad():
+                loss = F.cross_entropy(model(x), y)
+        losses.append({"activation": activation, "depth": depth, "sigma_w2": sigma_w2, "seed": seed,
+                       "final_loss": float(loss), "seconds": time.perf_counter() - t_cfg})
     return {"compile_s": None, "run_s": time.perf_counter() - t0, "losses": losses}
 
 
@@ -231,31 +246,35 @@ def vmap_init_probes(base: nn.Sequential, params: dict, x, y, x_probe, y_probe, 
     return loss, norms, torch.linalg.svdvals(jac)
 
 
-def run_vmap(wl, arrays: dict) -> dict:
-    """Peer (c): per shape, chunks of configs stacked and trained under ``torch.func.vmap``."""
-    x, y = _tensors(arrays, wl)
+def run_vmap(wl, arrays: dict, chunk: int = VMAP_CHUNK, device="cpu") -> dict:
+    """Peer (c): per shape, chunks of ``chunk`` configs (0: the whole shape) stacked and trained
+    under ``torch.func.vmap``."""
+    x, y = _tensors(arrays, wl, device)
     n_in, n_out = arrays["x_train"].shape[1], int(arrays["n_classes"])
     losses = []
     t0 = time.perf_counter()
     for activation, depth in wl.shapes():
         shapes = workloads.weight_shapes(wl, depth, n_in, n_out)
         base = build_model(shapes, activation, wl.padding)
+        base = base.to(device)
         grid = [(s, seed) for s in wl.sigma_w2 for seed in wl.seeds]
-        for start in range(0, len(grid), VMAP_CHUNK):
-            chunk = grid[start : start + VMAP_CHUNK]
+        size = chunk or len(grid)
+        for start in range(0, len(grid), size):
+            part = grid[start : start + size]
             models = [init_(build_model(shapes, activation, wl.padding), s, torch.Generator().manual_seed(seed))
-                      for s, seed in chunk]
-            params = stack_params(models)
+                      for s, seed in part]
+            params = {k: v.to(device) for k, v in stack_params(models).items()}
+            del models
             if wl.init_only:
                 probe = (x[: wl.probe_batch], y[: wl.probe_batch], x[: wl.jacobian_samples])
                 with torch.no_grad():
                     final = vmap_init_probes(base, params, x, y, *probe)[0]
             else:
-                idx = torch.stack([batch_indices(seed, wl.steps, wl.batch_size, len(y)) for _, seed in chunk])
-                lr = torch.full((len(chunk),), wl.learning_rate)
+                idx = torch.stack([batch_indices(seed, wl.steps, wl.batch_size, len(y)) for _, seed in part]).to(device)
+                lr = torch.full((len(part),), wl.learning_rate, device=device)
                 params, _ = vmap_sgd(base, params, idx, x, y, lr)
                 final = vmap_final_loss(base, params, x, y)
-            for (s, seed), loss in zip(chunk, final.tolist()):
+            for (s, seed), loss in zip(part, final.tolist()):
                 losses.append({"activation": activation, "depth": depth, "sigma_w2": s, "seed": seed,
                                "final_loss": loss})
     return {"compile_s": None, "run_s": time.perf_counter() - t0, "losses": losses}

@@ -9,11 +9,17 @@ the harness's size. Only the system's own framework is imported:
 a PyTorch worker never imports jax or satbench.
 
     python -m benchmarks.worker SYSTEM WORKLOAD SCALE --data NPZ --result JSON [--threads T] [--work DIR]
+                                [--device cuda] [--sample N] [--vmap-chunk N] [--matmul-precision high]
+                                [--dataset NAME]
+
+The options after ``--work`` are ``benchmarks/gpu.py``'s: the PyTorch peers on a CUDA device, a
+sampled PyTorch loop, and the device's peak memory (``device_peak_bytes``; None on CPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -44,6 +50,32 @@ def load_arrays(path: Path) -> dict:
         return {k: npz[k] for k in npz.files}
 
 
+def jax_device_memory() -> dict:
+    """Peak and limit of the first JAX device's allocator (None where the backend keeps no
+    statistics, as on CPU)."""
+    import jax
+
+    dev = jax.local_devices()[0]
+    try:
+        stats = dev.memory_stats() or {}
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        stats = {}
+    return {"device_peak_bytes": stats.get("peak_bytes_in_use"), "device_bytes_limit": stats.get("bytes_limit"),
+            "device": f"{dev.platform}:{dev.device_kind}",
+            "jax_matmul_precision": jax.config.jax_default_matmul_precision}
+
+
+def torch_device_memory(device: str) -> dict:
+    """The CUDA caching allocator's peak (allocated and reserved) on ``device``; None on CPU."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return {"device_peak_bytes": None, "device": "cpu"}
+    return {"device_peak_bytes": torch.cuda.max_memory_allocated(device),
+            "device_reserved_peak_bytes": torch.cuda.max_memory_reserved(device),
+            "device": f"cuda:{torch.cuda.get_device_name(device)}"}
+
+
 def run_satbench(wl, work: Path) -> dict:
     """satbench end to end on the workload's TOML, into a fresh results folder under ``work``.
 
@@ -69,26 +101,45 @@ def run_satbench(wl, work: Path) -> dict:
         "wall_s": wall, "compile_s": summary.compile_s, "run_s": summary.run_s, "rss_base_kb": base_kb,
         "n_groups": summary.n_groups, "groups": manifest["groups"], "cache_dir": manifest["compilation_cache"],
         "memory_budget": manifest["memory_budget"],
-        "losses": runs[keys].to_dict("records"),
+        "losses": runs[keys].to_dict("records"), **jax_device_memory(),
     }
 
 
-def run_peer(system: str, wl, arrays: dict, threads: int) -> dict:
-    """A peer's sweep, timed after its framework is imported and the data loaded."""
-    extra = {}
+def run_peer(system: str, wl, arrays: dict, threads: int, args=None) -> dict:
+    """A peer's sweep, timed after its framework is imported and the data loaded.
+
+    ``args`` (``benchmarks/gpu.py``'s options): ``--sample N`` runs N configs per shape of the loop
+    (``workloads.sample_configs``) instead of all; then, and on a CUDA device, the PyTorch peers
+    first run one short config per shape untimed (CUDA context, cuBLAS handles, first-call
+    allocations), which an extrapolation would otherwise multiply."""
+    extra, device, sample = {}, getattr(args, "device", "cpu"), getattr(args, "sample", 0)
     if system == "jax-loop":
         from benchmarks import peers_jax as peer
 
         fn = peer.run_workload
     else:
+        import functools
+
         from benchmarks import peers_torch as peer
 
-        extra = peer.setup(threads)
-        fn = peer.run_loop if system == "torch-loop" else peer.run_vmap
+        extra = peer.setup(threads, getattr(args, "matmul_precision", None))
+        if system == "torch-loop":
+            configs = workloads.sample_configs(wl, sample) if sample else None
+            fn = functools.partial(peer.run_loop, configs=configs, device=device)
+        else:
+            chunk = getattr(args, "vmap_chunk", None)
+            fn = functools.partial(peer.run_vmap, chunk=peer.VMAP_CHUNK if chunk is None else chunk, device=device)
+        if device != "cpu" or sample:
+            short = dataclasses.replace(wl, steps=min(wl.steps, 3))
+            peer.run_loop(short, arrays, configs=workloads.sample_configs(short, 1), device=device)
+            extra["warmup"] = "one 3-step config per shape, untimed"
     base_kb = rss_now_kb()
     t0 = time.perf_counter()
     out = fn(wl, arrays)
-    return {"wall_s": time.perf_counter() - t0, "rss_base_kb": base_kb, **extra, **out}
+    wall = time.perf_counter() - t0
+    if system != "jax-loop":
+        out.update(torch_device_memory(device))
+    return {"wall_s": wall, "rss_base_kb": base_kb, **extra, **out}
 
 
 def main(argv=None) -> None:
@@ -100,15 +151,23 @@ def main(argv=None) -> None:
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (satbench's results)")
+    parser.add_argument("--device", default="cpu", help="the PyTorch peers' device (cpu, cuda)")
+    parser.add_argument("--sample", type=int, default=0, help="torch-loop: configs per shape (0: all)")
+    parser.add_argument("--vmap-chunk", type=int, default=None,
+                        help="torch-vmap: configs per call (0: a whole shape; default: peers_torch.VMAP_CHUNK)")
+    parser.add_argument("--matmul-precision", default=None, help="torch.set_float32_matmul_precision (high: TF32)")
+    parser.add_argument("--dataset", default=None, help="another dataset than the workload's (e.g. teacher)")
     args = parser.parse_args(argv)
 
     t_start = time.perf_counter()
     wl = workloads.get(args.workload, args.scale)
+    if args.dataset:
+        wl = dataclasses.replace(wl, dataset=args.dataset)
     if args.system == "satbench":
         result = run_satbench(wl, args.work)
     else:
         threads = args.threads or os.cpu_count()
-        result = run_peer(args.system, wl, load_arrays(args.data), threads)
+        result = run_peer(args.system, wl, load_arrays(args.data), threads, args)
     result.update(system=args.system, workload=args.workload, scale=args.scale,
                   threads=args.threads or None, process_s=time.perf_counter() - t_start,
                   peak_rss_kb=rss_now_kb(), python=sys.version.split()[0])

@@ -34,7 +34,7 @@ import math
 INIT = "gaussian"  # W ~ N(0, σ_w²/fan_in) for every layer, readout included
 SIGMA_B2 = 0.0  # biases start at zero
 EVAL_SIZE = 2048  # satbench's default: its final train loss covers min(2048, n_train) examples
-SCALES = ("tiny", "subset", "full")
+SCALES = ("tiny", "subset", "full", "gpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +123,17 @@ TINY = {
 #: ≈ 2·10¹⁴ FLOP per system); run time past one chunk grows linearly in configs
 SUBSET = {name: dataclasses.replace(wl, sigma_w2=wl.sigma_w2[::4], seeds=wl.seeds[:2]) for name, wl in FULL.items()}
 
+#: one GPU (``benchmarks/gpu.py``): full shapes, grids wide enough to fill the device with lanes.
+#: small: 3 activations × 16 σ_w² × 21 seeds = 1008 configs per depth, one call under satbench's
+#: default cap of 1024 lanes off CPU (4032 configs); medium: 16 σ_w² × 16 seeds per depth (1024);
+#: init-only: the full grid (512 configs at width 1000); cnn: 8 σ_w² × 32 seeds (1536)
+GPU = {
+    "small": dataclasses.replace(FULL["small"], sigma_w2=_geometric(0.25, 4.0, 16), seeds=tuple(range(21))),
+    "medium": dataclasses.replace(FULL["medium"], sigma_w2=_geometric(0.5, 4.0, 16), seeds=tuple(range(16))),
+    "init-only": FULL["init-only"],
+    "cnn": dataclasses.replace(FULL["cnn"], sigma_w2=_geometric(0.5, 4.0, 8), seeds=tuple(range(32))),
+}
+
 WORKLOADS = tuple(FULL)
 
 
@@ -130,10 +141,27 @@ def get(name: str, scale: str) -> Workload:
     """The workload ``name`` at ``scale``; unknown names list the known ones."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
-    table = {"full": FULL, "subset": SUBSET, "tiny": TINY}[scale]
+    table = {"full": FULL, "subset": SUBSET, "tiny": TINY, "gpu": GPU}[scale]
     if name not in table:
         raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
     return table[name]
+
+
+def sample_configs(wl: Workload, per_shape: int) -> list[dict]:
+    """``per_shape`` configs of each (activation, depth) shape, spread over the σ_w² × seed grid
+    with a different offset per shape: a deterministic sample for a peer too slow to run every
+    config (its per-config time is then extrapolated shape by shape)."""
+    grid = [(s, seed) for s in wl.sigma_w2 for seed in wl.seeds]
+    shapes = wl.shapes()
+    per_shape = min(per_shape, len(grid))
+    step = len(grid) / per_shape
+    offset = max(1, int(step) // len(shapes))
+    picks = []
+    for i, (activation, depth) in enumerate(shapes):
+        for k in range(per_shape):
+            s, seed = grid[(int(k * step) + i * offset) % len(grid)]
+            picks.append({"activation": activation, "depth": depth, "sigma_w2": s, "seed": seed})
+    return picks
 
 
 def experiment_toml(wl: Workload, name: str | None = None, layers: str = "auto") -> str:
