@@ -16,6 +16,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from satbench.families import Cost, DataShape
+from satbench.fields import as_choices
 from satbench.models import LayerStack
 
 
@@ -33,11 +34,11 @@ class Architecture:
     padding: str = "circular"  # "circular" | "same"
     readout: str = "pool"  # "pool" | "flatten"
     layers: str = "scan"
-    norm: str = "none"
+    norm: str | tuple[str, ...] = "none"  # several: picked per lane by ``Context.norm_index``
     model = "cnn"
 
     def __post_init__(self):
-        for name in ("init", "activation"):
+        for name in ("init", "activation", "norm"):
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, (getattr(self, name),))
 
@@ -106,7 +107,7 @@ def cost(values, depth: int, shape: DataShape) -> Cost:
     k, c = values["kernel_size"], values["channels"]
     positions = height * width
     weights = k * k * c_in * c + (depth - 1) * k * k * c * c
-    normalised = values["norm"] != "none"
+    normalised = any(n != "none" for n in as_choices(values["norm"]))  # a program's norms, or one
     features = readout_features(values["readout"], shape.input_shape, c)
     params = weights + depth * c + features * shape.n_out + shape.n_out + (2 * depth * c if normalised else 0)
     flops = 2.0 * positions * weights + 2.0 * features * shape.n_out

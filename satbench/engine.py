@@ -165,10 +165,11 @@ def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) 
     """The per-lane fields of ``configs`` as ``chunk`` lanes (padded by repetition; no configs:
     one config of defaults, for compiling)."""
     arch = program.arch
+    choices = train.lane_choices(arch, program.optimizer)
     rows = [c.values for c in configs] or [
-        {**{k: f.default for k, f in spec.FIELDS.items()}, "depth": arch.depth, "init": arch.init[0],
-         "activation": arch.activation[0]}]
-    lane = train.lane_arrays(rows, arch, chunk)
+        {**{k: f.default for k, f in spec.FIELDS.items()}, "depth": arch.depth,
+         **{name: values[0] for name, values in choices.items()}}]
+    lane = train.lane_arrays(rows, arch, chunk, program.optimizer)
     if sharding is None:
         return jax.tree.map(jnp.asarray, lane)
     return jax.device_put(lane, sharding)
@@ -177,7 +178,9 @@ def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) 
 def program_label(program: train.Program) -> str:
     """A short human name of a compiled program, for progress bars and the manifest."""
     arch = program.arch
-    extras = [arch.norm] if getattr(arch, "norm", "none") != "none" else []
+    choices = train.lane_choices(arch, program.optimizer)
+    extras = ["|".join(choices[name]) for name, plain in (("norm", "none"), ("optimizer", "sgd"))
+              if choices[name] != (plain,)]
     model = "" if arch.model == "mlp" else f"{arch.model} "
     site = "×".join(map(str, arch.site_shape))
     return model + "/".join(["|".join(arch.activation), "|".join(arch.init), *extras]) + f" d={arch.depth} w={site}"
@@ -326,10 +329,18 @@ def calls_lapack(compiled) -> bool:
     return 'custom_call_target="lapack' in text
 
 
-def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar) -> dict:
+def timed_compile(program: train.Program, chunk: int, dataset: train.Data, sharding=None):
+    """(``compiled_sweep(...)``, the seconds it took)."""
+    t0 = time.perf_counter()
+    compiled = compiled_sweep(program, chunk, dataset, sharding)
+    return compiled, time.perf_counter() - t0
+
+
+def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar, ready=None) -> dict:
     """Compile ``group``'s program once and run its chunks, ``dev.concurrent`` at a time,
     halving the chunk and recompiling on out-of-memory; ``write(configs, record, seconds)``
-    stores each chunk, in order. Its manifest record.
+    stores each chunk, in order. ``ready``: a future of ``timed_compile`` for the planned chunk
+    size, compiled ahead. Its manifest record.
 
     On CPU one call keeps about one core busy (a lane's small matmuls do not spread over the
     intra-op pool), so calls run side by side from a thread pool (XLA releases the GIL), except
@@ -349,13 +360,14 @@ def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar) 
         while remaining:
             if compiled is None:
                 bar.set_description(f"compile {label}")
-                t0 = time.perf_counter()
-                compiled = compiled_sweep(prog, size, dataset, dev.sharding)
-                compile_s += time.perf_counter() - t0
+                compiled, seconds = ready.result() if ready is not None else timed_compile(prog, size, dataset,
+                                                                                            dev.sharding)
+                compile_s, ready = compile_s + seconds, None
                 bar.set_description(f"run {label}")
                 if pool is None:
                     workers = 1 if calls_lapack(compiled) else dev.concurrent
-                    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="satbench-call")
+                    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
+                                                                 thread_name_prefix="satbench-call")
             chunks = [remaining[i : i + size] for i in range(0, len(remaining), size)]
             t_wave = time.perf_counter()
             futures = [pool.submit(call, compiled, chunk, size) for chunk in chunks]
@@ -389,6 +401,17 @@ def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar) 
                                  workers)
 
 
+def device_datasets(groups: list, datasets: dict, dev: Devices) -> dict:
+    """Each dataset the groups use as device arrays, once (on every device when lanes are sharded)."""
+    out = {}
+    for group in groups:
+        key = data_key(group.program)
+        if key not in out:
+            arrays = train.data_arrays(datasets[key], data.describe(group.program.dataset))
+            out[key] = arrays if dev.replicated is None else jax.device_put(arrays, dev.replicated)
+    return out
+
+
 def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **options) -> SweepSummary:
     """Run every unfinished config of ``exp`` under ``profile`` into ``out`` (``options``: ``Options``).
 
@@ -418,6 +441,8 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
         store.atomic_write_json(record, path)
         bar = tqdm(total=len(todo), unit="config", disable=not opts.progress, dynamic_ncols=True)
         background = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        compiler = concurrent.futures.ThreadPoolExecutor(max_workers=dev.concurrent,
+                                                         thread_name_prefix="satbench-compile")
         ran = []  # this run's program records (the manifest also keeps a resumed run's earlier ones)
         try:
             # the mean-field solve compiles its own programs (seconds per activation): a second
@@ -429,12 +454,15 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
                 parts = tables.record_tables(prog, chunk, rec, exp.name, seconds, theory.result())
                 store.write_part(out, _part_id(chunk), parts)
 
+            arrays = device_datasets(groups, datasets, dev)
+            # every program compiles ahead, ``dev.concurrent`` at a time (XLA compiles on one core,
+            # releasing the GIL): later programs compile while earlier ones run
+            ahead = collections.deque(
+                compiler.submit(timed_compile, g.program, g.chunk_size, arrays[data_key(g.program)], dev.sharding)
+                for g in groups)
             for group in groups:
                 prog = group.program
-                dataset = train.data_arrays(datasets[data_key(prog)], data.describe(prog.dataset))
-                if dev.replicated is not None:
-                    dataset = jax.device_put(dataset, dev.replicated)
-                ran.append(run_group(group, dataset, dev, write, bar))
+                ran.append(run_group(group, arrays[data_key(prog)], dev, write, bar, ahead.popleft()))
                 record["groups"].append(ran[-1])
                 store.atomic_write_json(record, path)
         except KeyboardInterrupt:
@@ -443,6 +471,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
             store.atomic_write_json(record, path)
             raise Interrupted(out, finished, len(configs)) from None
         finally:
+            compiler.shutdown(wait=False, cancel_futures=True)
             background.shutdown(wait=True, cancel_futures=True)
             bar.close()
         _merge(out, shard, process)

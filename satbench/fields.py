@@ -51,3 +51,9 @@ def choices(names_fn: Callable[[], list[str]]):
         return None if v in names else f"unknown value {v!r}; allowed: {', '.join(names)}"
 
     return check
+
+
+def as_choices(value) -> tuple:
+    """A lane-chosen field's value(s) as a tuple: one config's value, or a program's several
+    (``spec.LANE_CHOICES``)."""
+    return value if isinstance(value, tuple) else (value,)

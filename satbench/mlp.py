@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from satbench.families import Cost, DataShape
+from satbench.fields import as_choices
 from satbench.models import LayerStack
 
 
@@ -20,14 +21,13 @@ class Architecture:
     activation: str | tuple[str, ...]  # several: φ is chosen per lane by ``Context.activation_index``
     init: str | tuple[str, ...]  # several: the rule is chosen per lane by ``init_index``
     layers: str = "scan"  # "scan" | "unroll"
-    norm: str = "none"  # "none" | "batchnorm" | "layernorm", before each φ
+    norm: str | tuple[str, ...] = "none"  # none | batchnorm | layernorm before φ; several: per lane, norm_index
     model = "mlp"
 
     def __post_init__(self):
-        if isinstance(self.init, str):
-            object.__setattr__(self, "init", (self.init,))
-        if isinstance(self.activation, str):
-            object.__setattr__(self, "activation", (self.activation,))
+        for name in ("init", "activation", "norm"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, (getattr(self, name),))
 
     @property
     def site_shape(self) -> tuple[int]:
@@ -69,6 +69,6 @@ def n_params(width: int, depth: int, n_in: int, n_out: int) -> int:
 def cost(values, depth: int, shape: DataShape) -> Cost:
     w = values["width"]
     weights = shape.n_in * w + (depth - 1) * w * w + w * shape.n_out
-    normalised = values["norm"] != "none"
+    normalised = any(n != "none" for n in as_choices(values["norm"]))  # a program's norms, or one
     params = n_params(w, depth, shape.n_in, shape.n_out) + (2 * depth * w if normalised else 0)
     return Cost(params=params, forward_flops=2.0 * weights, site_units=w, matmul_width=w)

@@ -13,7 +13,9 @@ Remedies are options of the same module, not forks of it: ``norm``
 normalises each pre-activation before φ (BatchNorm with per-lane batch
 statistics over every axis but the last, or LayerNorm over every axis but the
 batch's), ``residual`` adds the layer to its input, ``h ← h + α·φ(norm(W h + b))``,
-for layers 2..depth (layer 1 changes the shape).
+for layers 2..depth (layer 1 changes the shape). Both are picked per lane
+(``Context.residual``, ``Context.norm_index`` into ``arch.norm``), so nets that
+differ only in them share a compiled program.
 
 ``init_state`` and ``initial_stats`` build any family's network from its architecture.
 """
@@ -52,6 +54,7 @@ class Context(NamedTuple):
     stats: BatchNorm statistics to normalise with (running averages at
       evaluation); None normalises with the batch's own (training).
     activation_index: which of ``arch.activation`` this lane uses.
+    norm_index: which of ``arch.norm`` this lane uses (a "none" lane's h passes exactly).
     lane: the lane's per-config numbers (``train.Lane``): a family reads its own per-lane
       fields there (a gate's bias, a branch scale), so sweeping them compiles nothing.
     """
@@ -61,6 +64,7 @@ class Context(NamedTuple):
     residual_scale: jax.Array | float = 1.0
     stats: NormStats | None = None
     activation_index: jax.Array | int = 0
+    norm_index: jax.Array | int = 0
     lane: dict | None = None
 
 
@@ -73,8 +77,8 @@ class Forward(NamedTuple):
 class LayerStack(nnx.Module):
     """input → depth × (affine → [norm] → φ) → readout; subclasses define the affine maps.
 
-    ``arch`` needs depth, site_shape, activation, init, layers and norm (residual is per lane:
-    ``Context.residual``).
+    ``arch`` needs depth, site_shape, activation, init, layers and norm (a tuple: the norms
+    lanes may pick; residual is per lane: ``Context.residual``).
     """
 
     def __init__(self, arch, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0, lane=None):
@@ -95,7 +99,7 @@ class LayerStack(nnx.Module):
         self.b_hidden = nnx.Param(noise["b_hidden"] * bias_scale)
         self.w_out = nnx.Param(w_out)
         self.b_out = nnx.Param(noise["b_out"] * bias_scale)
-        if arch.norm != "none":  # learned per-unit scale γ and shift β after normalising
+        if normalised(arch):  # learned per-unit scale γ and shift β after normalising
             units = arch.site_shape[-1]
             self.norm_scale = nnx.Param(jnp.ones((arch.depth, units)))
             self.norm_shift = nnx.Param(jnp.zeros((arch.depth, units)))
@@ -148,7 +152,7 @@ class LayerStack(nnx.Module):
         hs, means, variances = outs
         logits = self.readout(a)
         batch_stats = None
-        if arch.norm == "batchnorm":
+        if "batchnorm" in arch.norm:
             batch_stats = NormStats(jnp.concatenate([mean1[None], means]), jnp.concatenate([var1[None], variances]))
         return Forward(logits, jnp.concatenate([h1[None], hs], axis=0), batch_stats)
 
@@ -185,7 +189,7 @@ class LayerStack(nnx.Module):
         """γ, β (depth, units) and the statistics to normalise with (zeros where unused)."""
         arch = self.arch
         units = arch.site_shape[-1]
-        if arch.norm == "none":
+        if not normalised(arch):
             scale = shift = jnp.zeros((arch.depth, 0), dtype)  # unused placeholders for scan
         else:
             scale, shift = self.norm_scale[...], self.norm_shift[...]
@@ -193,20 +197,32 @@ class LayerStack(nnx.Module):
         return scale, shift, (ctx.stats if ctx.stats is not None else NormStats(zeros, zeros))
 
     def _normaliser(self, ctx: Context):
-        """h ↦ (normalised h, the mean and variance used), for this net's norm."""
-        norm, units, use_batch = self.arch.norm, self.arch.site_shape[-1], ctx.stats is None
+        """h ↦ (normalised h, the mean and variance used), for the lane's norm: each of
+        ``arch.norm`` computed, then one selected (what ``lax.switch`` becomes under vmap); the
+        mean and variance are BatchNorm's where the program has it (its running averages)."""
+        norms, units, use_batch = self.arch.norm, self.arch.site_shape[-1], ctx.stats is None
 
         def normalise(h, gamma, beta, mean, var):
-            if norm == "none":
-                return h, jnp.zeros(units, h.dtype), jnp.zeros(units, h.dtype)
-            if norm == "layernorm":  # each example over all its units
+            zeros = jnp.zeros(units, h.dtype)
+            out = {}
+            if "none" in norms:
+                out["none"] = (h, zeros, zeros)
+            if "layernorm" in norms:  # each example over all its units
                 axes = tuple(range(1, h.ndim))
                 mu, v = h.mean(axes, keepdims=True), h.var(axes, keepdims=True)
-                return (h - mu) * jax.lax.rsqrt(v + NORM_EPS) * gamma + beta, mean, var
-            if use_batch:  # each unit (channel) over the batch (and positions)
-                axes = tuple(range(h.ndim - 1))
-                mean, var = h.mean(axes), h.var(axes)
-            return (h - mean) * jax.lax.rsqrt(var + NORM_EPS) * gamma + beta, mean, var
+                out["layernorm"] = ((h - mu) * jax.lax.rsqrt(v + NORM_EPS) * gamma + beta, mean, var)
+            if "batchnorm" in norms:
+                b_mean, b_var = mean, var
+                if use_batch:  # each unit (channel) over the batch (and positions)
+                    axes = tuple(range(h.ndim - 1))
+                    b_mean, b_var = h.mean(axes), h.var(axes)
+                out["batchnorm"] = ((h - b_mean) * jax.lax.rsqrt(b_var + NORM_EPS) * gamma + beta, b_mean, b_var)
+            h_out, m_out, v_out = out[norms[0]]
+            for k, name in enumerate(norms[1:], start=1):
+                h_out = jnp.where(ctx.norm_index == k, out[name][0], h_out)
+            if len(norms) > 1 and "batchnorm" in norms:
+                m_out, v_out = out["batchnorm"][1:]
+            return h_out, m_out, v_out
 
         return normalise
 
@@ -248,6 +264,12 @@ class LayerStack(nnx.Module):
         if not outs or outs[0] is None:
             return carry, None
         return carry, jax.tree.map(lambda *parts: jnp.stack(parts), *outs)
+
+
+def normalised(arch) -> bool:
+    """Whether some lane of ``arch`` normalises (then every lane has γ and β; a "none" lane's
+    get no gradient and stay at 1 and 0)."""
+    return any(n != "none" for n in arch.norm)
 
 
 def network_class(arch):

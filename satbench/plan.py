@@ -22,15 +22,17 @@ import math
 from collections import defaultdict
 
 from satbench import data, families, inits, probes, spec, train
+from satbench.fields import as_choices
 
 
 
 def static_fields() -> tuple[str, ...]:
     """Fields that change the compiled program, apart from depth (bucketed), layers (decided
-    here), init (by its program kind), activation (lane data, a few per program) and remedy (a
-    label: its settings are in the other fields). Family fields included."""
+    here), the lane-chosen fields (``spec.LANE_CHOICES``: init by its program kind, a few
+    activations per program, every norm and optimizer) and remedy (a label: its settings are
+    in the other fields). Family fields included."""
     return tuple(k for k, f in spec.FIELDS.items()
-                 if not f.batched and k not in ("depth", "layers", "init", "activation", "remedy"))
+                 if not f.batched and k not in ("depth", "layers", "remedy", *spec.LANE_CHOICES))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +106,8 @@ def memory_terms(values: dict, depth: int, shape: families.DataShape) -> dict[st
     """Estimated device bytes of one config (one vmap lane), by what holds them (float32).
 
     params      the parameters
-    optimizer   optimizer state: 0 (sgd), 1 (momentum, rmsprop) or 2 (adam) parameter copies
+    optimizer   optimizer state: 0 (sgd), 1 (momentum, rmsprop) or 2 (adam) parameter copies; a lane of
+                a program with several optimizers holds all their states
     step        a training step's gradients, updates and the new params and optimizer
                 state beside the old ones in the scan carry: (2 + slots) parameter copies
     (units: one site's numbers per example, a layer's width or a CNN's C·H·W)
@@ -127,8 +130,8 @@ def memory_terms(values: dict, depth: int, shape: families.DataShape) -> dict[st
     cost = family_cost(values, depth, shape)
     w, p, n_in, n_out = cost.site_units, cost.params, shape.n_in, shape.n_out
     saved = cost.saved_units
-    normalised = values.get("norm", "none") != "none"
-    slots = OPTIMIZER_SLOTS[values["optimizer"]]
+    normalised = any(n != "none" for n in as_choices(values.get("norm", "none")))
+    slots = sum(OPTIMIZER_SLOTS[o] for o in as_choices(values["optimizer"]))  # each optimizer's state
     batch, probe_batch, samples = values["batch_size"], values["probe_batch"], values["jacobian_samples"]
     steps = values["steps"]
     n_logs = steps // values["log_every"] + 1
@@ -297,15 +300,16 @@ def _group(values: dict, configs: list, masked: bool, shape: families.DataShape,
            max_chunk: int, n_devices: int, memory_budget: int | None, concurrent: int) -> Group:
     """One compiled program for ``configs`` (one bucket of depths), and its chunk size."""
     deepest = max(c["depth"] for c in configs)
-    flops = len(configs) * flops_per_config(values, deepest, shape)
-    activations = tuple(sorted({c["activation"] for c in configs}))
-    width = family_cost(values, deepest, shape).matmul_width
+    activations, inits_ = (tuple(sorted({c[name] for c in configs})) for name in ("activation", "init"))
+    # the norms and optimizers every lane may pick: the program's values of those fields
+    shared = {**values, **{name: tuple(sorted({c[name] for c in configs})) for name in ("norm", "optimizer")}}
+    flops = len(configs) * flops_per_config(shared, deepest, shape)
+    width = family_cost(shared, deepest, shape).matmul_width
     layers = (values["layers"] if values["layers"] != "auto"
               else cost.layer_mode(deepest, flops, width, len(activations)))
-    arch = families.get(values["model"]).impl().architecture(
-        values, deepest, shape, activations, tuple(sorted({c["init"] for c in configs})), layers)
-    program = train.Program(arch, tuple((k, values[k]) for k in spec.program_fields()), masked)
-    per_config = config_bytes(values, deepest, shape)
+    arch = families.get(values["model"]).impl().architecture(shared, deepest, shape, activations, inits_, layers)
+    program = train.Program(arch, tuple((k, shared[k]) for k in spec.program_fields()), masked)
+    per_config = config_bytes(shared, deepest, shape)
     fixed = program_bytes(values["dataset"])
     chunk = chunk_size(len(configs), per_config, fixed, memory_budget, max_chunk, n_devices, concurrent)
     seconds = cost.seconds(deepest, flops, layers, width, len(activations))

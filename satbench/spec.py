@@ -105,6 +105,11 @@ def model_fields() -> set[str]:
     return {f for fam in fams for f in (*fam.reads, *fam.fields)}
 
 
+#: fields a compiled program holds several values of, each lane carrying its index: they change
+#: no shapes, so a sweep over them compiles once (init: within one ``inits.family``)
+LANE_CHOICES = ("init", "activation", "norm", "optimizer")
+
+
 def program_fields() -> tuple[str, ...]:
     """Static fields every family's program shares (the ``train.Program`` settings): not
     per-lane, not read by a family, and not depth, init, activation (lane indices) or a label."""

@@ -73,15 +73,23 @@ def make_program(arch, masked: bool = False, eval_size: int = EVAL_SIZE, **setti
 
 
 #: per-config numbers batched by vmap, each a scalar for one run: every ``spec.lane_fields()``
-#: field, plus ``depth`` (the active depth; arch.depth unless masked), ``init_index`` and
-#: ``activation_index`` (which of arch.init and arch.activation the lane uses)
+#: field, plus ``depth`` (the active depth; arch.depth unless masked) and, for each of
+#: ``spec.LANE_CHOICES``, ``<field>_index``: which of the program's values the lane uses
 Lane = dict
 
 
-def lane_arrays(rows: list[dict], arch, n_lanes: int) -> dict[str, np.ndarray]:
+def lane_choices(arch, optimizers: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The values of each ``spec.LANE_CHOICES`` field a program holds: the architecture's inits,
+    activations and norms, and the program's optimizers."""
+    return {"init": arch.init, "activation": arch.activation, "norm": getattr(arch, "norm", ("none",)),
+            "optimizer": (optimizers,) if isinstance(optimizers, str) else tuple(optimizers)}
+
+
+def lane_arrays(rows: list[dict], arch, n_lanes: int, optimizers: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The lane fields of config ``rows`` (dicts of field values) as numpy arrays of ``n_lanes``
     (the last row repeated to pad), encoded as the schema says: None as the field's
-    ``lane_none``, ints as int32 (or their ``lane_dtype``), floats as float32."""
+    ``lane_none``, ints as int32 (or their ``lane_dtype``), floats as float32; each lane-chosen
+    field as its index among ``lane_choices(arch, optimizers)``."""
     rows = list(rows) + [rows[-1]] * (n_lanes - len(rows))
     out = {}
     for name in spec.lane_fields():
@@ -90,18 +98,19 @@ def lane_arrays(rows: list[dict], arch, n_lanes: int) -> dict[str, np.ndarray]:
         dtype = field.lane_dtype or ("int32" if field.kind is int else "float32")
         out[name] = np.array(values, dtype)
     out["depth"] = np.array([r["depth"] for r in rows], np.int32)
-    out["init_index"] = np.array([arch.init.index(r["init"]) for r in rows], np.int32)
-    out["activation_index"] = np.array([arch.activation.index(r["activation"]) for r in rows], np.int32)
+    for name, choices in lane_choices(arch, optimizers).items():
+        out[f"{name}_index"] = np.array([choices.index(r[name]) for r in rows], np.int32)
     return out
 
 
 def one_lane(arch, **values) -> dict[str, jax.Array]:
     """One lane's values as JAX scalars: ``values`` over the schema's defaults (depth: the
-    architecture's, init and activation: its first). For running ``run`` on one config."""
+    architecture's, init, activation and norm: its first). For running ``run`` on one config."""
     row = {k: f.default for k, f in spec.FIELDS.items()}
-    row.update(depth=arch.depth, init=arch.init[0], activation=arch.activation[0])
+    row.update(depth=arch.depth, init=arch.init[0], activation=arch.activation[0],
+               norm=getattr(arch, "norm", ("none",))[0])
     row.update(values)
-    return {k: jnp.asarray(v[0]) for k, v in lane_arrays([row], arch, 1).items()}
+    return {k: jnp.asarray(v[0]) for k, v in lane_arrays([row], arch, 1, (row["optimizer"],)).items()}
 
 
 class Data(NamedTuple):
@@ -143,11 +152,35 @@ class TrainState(NamedTuple):
 BATCHNORM_MOMENTUM = 0.9
 
 
-def make_optimizer(name: str, learning_rate, momentum: float, clip_norm=jnp.inf) -> optax.GradientTransformation:
+def make_optimizer(names: str | tuple[str, ...], learning_rate, momentum: float, clip_norm=jnp.inf,
+                   index=0) -> optax.GradientTransformation:
     """An optax optimizer after global-norm clipping; learning rate and clip
     threshold may be traced (vmapped) values. An infinite threshold leaves
-    every gradient exactly as it is."""
-    return optax.chain(optax.clip_by_global_norm(clip_norm), _base_optimizer(name, learning_rate, momentum))
+    every gradient exactly as it is. Several ``names``: the lane's is ``names[index]``
+    (``pick_per_lane``), so sweeps over the optimizer share a program."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    bases = [_base_optimizer(n, learning_rate, momentum) for n in names]
+    base = bases[0] if len(bases) == 1 else pick_per_lane(bases, index)
+    return optax.chain(optax.clip_by_global_norm(clip_norm), base)
+
+
+def pick_per_lane(transforms: list[optax.GradientTransformation], index) -> optax.GradientTransformation:
+    """The update of ``transforms[index]``, ``index`` traced: every transform keeps its own state
+    and computes its update (elementwise work, small beside the gradient), then one is selected,
+    as ``lax.switch`` does under vmap. The selected update is exactly what that transform
+    alone computes, so a lane's numbers do not depend on the optimizers beside it."""
+
+    def init(params):
+        return tuple(t.init(params) for t in transforms)
+
+    def update(updates, state, params=None):
+        results = [t.update(updates, s, params) for t, s in zip(transforms, state)]
+        chosen = results[0][0]
+        for k, (candidate, _) in enumerate(results[1:], start=1):
+            chosen = jax.tree.map(lambda new, old, k=k: jnp.where(index == k, new, old), candidate, chosen)
+        return chosen, tuple(new_state for _, new_state in results)
+
+    return optax.GradientTransformation(init, update)
 
 
 def _base_optimizer(name: str, learning_rate, momentum: float) -> optax.GradientTransformation:
@@ -188,6 +221,12 @@ def _blocked_loss_accuracy(model, x, y, ctx):
     return nll.sum() / n, correct.sum() / n
 
 
+def _index(lane: Lane, field: str, choices) -> jax.Array | int:
+    """The lane's index into a lane-chosen field's ``choices`` (0 where there is one choice, so a
+    lane written by hand needs no index it cannot use)."""
+    return 0 if isinstance(choices, str) or len(choices) == 1 else lane[f"{field}_index"]
+
+
 def _reads_lane(arch) -> bool:
     """Whether the family's ``Network`` takes the lane at init (its own per-lane fields)."""
     import inspect
@@ -204,9 +243,11 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
                                          lane=lane if _reads_lane(arch) else None)
     active = jnp.arange(arch.depth) < lane["depth"] if program.masked else None
     ctx = models.Context(active=active, residual=lane["residual"], residual_scale=lane["residual_scale"],
-                         activation_index=lane["activation_index"], lane=lane)
-    optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"])
-    batchnorm = arch.norm == "batchnorm"
+                         activation_index=lane["activation_index"], norm_index=_index(lane, "norm", arch.norm),
+                         lane=lane)
+    optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"],
+                               _index(lane, "optimizer", program.optimizer))
+    batchnorm = "batchnorm" in arch.norm
 
     n_train = data.x_train.shape[0]
     n_eval = min(program.eval_size, n_train)

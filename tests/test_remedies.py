@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import optax
+import pandas as pd
 from flax import nnx
 
 from satbench import data, mlp, models, probes, remedies, spec, train
@@ -201,3 +203,92 @@ def test_unrolled_and_scanned_layers_agree_with_norms_and_skips():
             outs.append(probes.layer_probes(graphdef, params, x, y, ctx))
         for k in ("grad_norm", "signal_norm", "preact_rms", "unit_p50"):
             np.testing.assert_allclose(outs[0][k], outs[1][k], rtol=1e-5, atol=1e-6, err_msg=f"{options} {k}")
+
+
+# --- norm and optimizer as lane data ---------------------------------------------------------------
+
+ALL_NORMS = ("batchnorm", "layernorm", "none")
+
+
+@pytest.mark.parametrize("norm", ALL_NORMS)
+def test_a_lane_of_a_program_with_every_norm_computes_its_own_norm_exactly(norm):
+    """Every norm computed, the lane's selected: its pre-activations and the gradient with respect
+    to them are bit for bit those of a program of its norm alone (a "none" lane's h passes
+    untouched; its γ and β get no gradient)."""
+    x, y = jnp.asarray(DIGITS.x_train[:32]), jnp.asarray(DIGITS.y_train[:32])
+
+    def forward_and_signal(norms, index):
+        arch = _arch(3, activation="tanh", init="gaussian", width=16, norm=norms)
+        graphdef, params = models.init_state(arch, jax.random.key(0), 1.5, 0.1)
+        taps = jnp.zeros((3, 32, 16))
+
+        def loss(t):
+            fwd = nnx.merge(graphdef, params)(x, models.Context(norm_index=index), taps=t)
+            return probes.cross_entropy(fwd.logits, y), fwd.preacts
+
+        (_, preacts), signal = jax.value_and_grad(loss, has_aux=True)(taps)
+        return jax.device_get(jax.jit(lambda: (preacts, signal))())
+
+    alone = forward_and_signal((norm,), 0)
+    mixed = forward_and_signal(ALL_NORMS, ALL_NORMS.index(norm))
+    np.testing.assert_array_equal(mixed[0], alone[0])
+    np.testing.assert_allclose(mixed[1], alone[1], rtol=1e-6, atol=1e-9)
+    if norm != "none":  # and the norm does something
+        assert not np.allclose(forward_and_signal(("none",), 0)[0], alone[0], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", spec.OPTIMIZERS)
+def test_an_optimizer_picked_per_lane_updates_exactly_as_it_does_alone(name):
+    """pick_per_lane runs every optimizer's update and selects one: three steps on fixed gradients
+    give bit for bit the parameters of that optimizer alone."""
+    params = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "b": jnp.arange(3.0)}
+    grads = [jax.tree.map(lambda p, k=k: jnp.sin(p * (k + 1)) + 0.1 * k, params) for k in range(3)]
+
+    def three_steps(names, index):
+        opt = train.make_optimizer(names, 0.05, 0.9, clip_norm=1.0, index=index)
+        p, state = params, opt.init(params)
+        for g in grads:
+            updates, state = opt.update(g, state, p)
+            p = optax.apply_updates(p, updates)
+        return jax.device_get(p)
+
+    alone = jax.jit(lambda: three_steps(name, 0))()
+    mixed = jax.jit(lambda i: three_steps(spec.OPTIMIZERS, i))(spec.OPTIMIZERS.index(name))
+    jax.tree.map(np.testing.assert_array_equal, mixed, alone)
+    others = [jax.jit(lambda: three_steps(o, 0))() for o in spec.OPTIMIZERS if o != name]
+    assert all(not np.allclose(o["w"], alone["w"]) for o in others)  # the choice matters
+
+
+def test_norms_and_optimizers_share_one_program_and_match_each_config_alone(tmp_path):
+    """A grid over norm x optimizer plans one program (12 lanes); each config's numbers equal its
+    own single-norm, single-optimizer program's to float32 rounding (README: programs of
+    different shape may round the last bit differently; training may grow it)."""
+    from satbench import engine, store
+
+    text = """
+[experiment]
+name = "lanes"
+[fixed]
+width = 16
+depth = 3
+steps = 10
+log_every = 10
+activation = "tanh"
+{grid}
+"""
+    grid = '[grid]\nnorm = ["none", "batchnorm", "layernorm"]\noptimizer = ["sgd", "momentum", "adam", "rmsprop"]'
+    engine.run_experiment(spec.parse(text.format(grid=grid)), None, tmp_path / "mixed", progress=False)
+    (group,) = store.read_manifest(tmp_path / "mixed")["groups"]
+    assert group["n_configs"] == 12
+    mixed = store.load_results(tmp_path / "mixed")
+    cols = ["final_loss", "grad_decay", "max_grad_norm"]
+    for norm, optimizer in [("none", "sgd"), ("batchnorm", "momentum"), ("layernorm", "adam"), ("none", "rmsprop")]:
+        one = text.format(grid=f'norm = "{norm}"\noptimizer = "{optimizer}"')  # fixed, not a grid
+        out = tmp_path / f"{norm}-{optimizer}"
+        engine.run_experiment(spec.parse(one), None, out, progress=False)
+        alone = store.load_results(out).runs.set_index("config_id")
+        pd.testing.assert_frame_equal(mixed.runs.set_index("config_id").loc[alone.index, cols], alone[cols], rtol=1e-5)
+        steps0 = mixed.layers[(mixed.layers["config_id"].isin(alone.index)) & (mixed.layers["step"] == 0)]
+        want = store.load_results(out).layers.query("step == 0")
+        np.testing.assert_allclose(steps0.sort_values("layer")["signal_norm"], want.sort_values("layer")["signal_norm"],
+                                   rtol=1e-6)
