@@ -144,7 +144,8 @@ def run(experiment, profile, out, max_chunk, memory_budget, fresh, no_plot, no_b
     named = f"{exp.name} [{profile}]" if profile else exp.name
     click.echo(
         f"{named}: {summary.n_configs} configs ({summary.n_skipped} already done) "
-        f"in {summary.n_groups} programs; compile {summary.compile_s:.1f}s, run {summary.run_s:.1f}s -> {out}"
+        f"in {summary.n_groups} programs; compile {summary.compile_s:.1f}s (programs took "
+        f"{summary.compile_total_s:.1f}s, compiled ahead), run {summary.run_s:.1f}s -> {out}"
     )
     if not no_plot and (shard is None and process is None or process is not None and process[0] == 0):
         _plot(exp, out)

@@ -31,7 +31,10 @@ from tqdm.auto import tqdm
 from satbench import __version__, data, executables, lock, machine, manifest, plan, spec, store, tables, train
 from satbench import distributed as dist
 
-DEFAULT_MAX_CHUNK = {"cpu": 16}  # other platforms: memory bound, see plan
+#: most lanes per call on CPU: small calls stay in cache (the `small` benchmark's depth-16 group,
+#: 96 configs at width 64, ran 11.9 / 8.3 / 6.9 / 7.4 / 8.8 s at 16 / 8 / 4 / 2 / 1 lanes, two calls
+#: at once; at width 256, 4 lanes ran as fast as 16); other platforms: memory bound, see plan
+DEFAULT_MAX_CHUNK = {"cpu": 4}
 FALLBACK_MAX_CHUNK = 1024
 DEFAULT_MEMORY_FRACTION = 0.5  # of a device's memory, when no --memory-budget is given
 
@@ -87,12 +90,16 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 @dataclasses.dataclass
 class SweepSummary:
+    """compile_s: seconds the sweep waited for compiles (programs compile ahead, beside the runs);
+    compile_total_s: the compiles' own seconds, summed; run_s: seconds running programs."""
+
     out: Path
     n_configs: int
     n_skipped: int
     n_groups: int
     compile_s: float
     run_s: float
+    compile_total_s: float = 0.0
 
 
 def enable_compilation_cache() -> Path | None:
@@ -340,7 +347,8 @@ def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar, 
     """Compile ``group``'s program once and run its chunks, ``dev.concurrent`` at a time,
     halving the chunk and recompiling on out-of-memory; ``write(configs, record, seconds)``
     stores each chunk, in order. ``ready``: a future of ``timed_compile`` for the planned chunk
-    size, compiled ahead. Its manifest record.
+    size, compiled ahead. Its manifest record: ``compile_s`` the compile's own seconds (beside
+    other work), ``compile_wait_s`` the seconds the sweep waited for it.
 
     On CPU one call keeps about one core busy (a lane's small matmuls do not spread over the
     intra-op pool), so calls run side by side from a thread pool (XLA releases the GIL), except
@@ -348,7 +356,7 @@ def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar, 
     lanes: a lane's numbers do not depend on which calls run beside it."""
     prog, label = group.program, program_label(group.program)
     size, compiled, halvings, n_chunks, compile_s, run_s = group.chunk_size, None, 0, 0, 0.0, 0.0
-    remaining = list(group.configs)
+    remaining, wait_s = list(group.configs), 0.0
     pool, workers = None, 1
 
     def call(fn, chunk, n_lanes):
@@ -360,9 +368,10 @@ def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar, 
         while remaining:
             if compiled is None:
                 bar.set_description(f"compile {label}")
+                t_wait = time.perf_counter()
                 compiled, seconds = ready.result() if ready is not None else timed_compile(prog, size, dataset,
                                                                                             dev.sharding)
-                compile_s, ready = compile_s + seconds, None
+                compile_s, wait_s, ready = compile_s + seconds, wait_s + time.perf_counter() - t_wait, None
                 bar.set_description(f"run {label}")
                 if pool is None:
                     workers = 1 if calls_lapack(compiled) else dev.concurrent
@@ -397,8 +406,7 @@ def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar, 
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-    return manifest.group_record(label, group, size, n_chunks, halvings, compile_s, run_s,
-                                 workers)
+    return manifest.group_record(label, group, size, n_chunks, halvings, compile_s, run_s, workers, wait_s)
 
 
 def device_datasets(groups: list, datasets: dict, dev: Devices) -> dict:
@@ -475,10 +483,12 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
             background.shutdown(wait=True, cancel_futures=True)
             bar.close()
         _merge(out, shard, process)
-        compile_s, run_s = sum(g["compile_s"] for g in ran), sum(g["run_s"] for g in ran)
-        record.update(status="finished", finished=manifest.now(), compile_s=round(compile_s, 3), run_s=round(run_s, 3))
+        waited, compile_s = sum(g["compile_wait_s"] for g in ran), sum(g["compile_s"] for g in ran)
+        run_s = sum(g["run_s"] for g in ran)
+        record.update(status="finished", finished=manifest.now(), compile_s=round(compile_s, 3),
+                      compile_wait_s=round(waited, 3), run_s=round(run_s, 3))
         store.atomic_write_json(record, path)
-        return SweepSummary(out, len(configs), len(configs) - len(todo), len(groups), compile_s, run_s)
+        return SweepSummary(out, len(configs), len(configs) - len(todo), len(groups), waited, run_s, compile_s)
 
 
 def _merge(out: Path, shard, process) -> None:

@@ -137,13 +137,15 @@ class LayerStack(nnx.Module):
           gradient with respect to them is ∂L/∂h_l.
         """
         arch = self.arch
-        if taps is None:
-            taps = jnp.zeros((arch.depth, x.shape[0], *arch.site_shape), x.dtype)
+        tapped = taps is not None
+        if not tapped:  # a placeholder: no add per layer (training steps run without taps)
+            taps = jnp.zeros((arch.depth, 0), x.dtype)
         norm = self._norm_params(ctx, x.dtype)
         scale, shift, stats = norm
         h1, mean1, var1 = self._normaliser(ctx)(self.first_layer(x), scale[0], shift[0],
                                                 stats.mean[0], stats.var[0])
-        h1 = h1 + taps[0]
+        if tapped:
+            h1 = h1 + taps[0]
         layer = self._hidden_layer(ctx)
         a, outs = self._over_layers(layer, self._phi(ctx)(h1), self._hidden_inputs(ctx, taps, norm))
         if outs is None:
@@ -167,9 +169,10 @@ class LayerStack(nnx.Module):
         def step(carry, inputs):
             a, h_last = carry
             a, (h, _, _) = layer(a, inputs)
-            return (a, jnp.where(inputs[3], h, h_last)), None  # inputs[3]: the layer is active
+            on = inputs[3]  # the layer is active (a placeholder when every layer is)
+            return (a, jnp.where(on, h, h_last) if on.size else h), None
 
-        taps = jnp.zeros((self.arch.depth, *h1.shape), h1.dtype)
+        taps = jnp.zeros((self.arch.depth, 0), h1.dtype)
         xs = self._hidden_inputs(ctx, taps, self._norm_params(ctx, h1.dtype))
         (_, h_last), _ = self._over_layers(step, (self._phi(ctx)(h1), h1), xs)
         return h_last
@@ -228,8 +231,9 @@ class LayerStack(nnx.Module):
 
     def _hidden_inputs(self, ctx: Context, taps, norm) -> tuple:
         """Per hidden layer (leading axis depth − 1): W, b, tap, active, γ, β, mean, var;
-        ``norm``: ``_norm_params``."""
-        active = jnp.ones((self.arch.depth,), bool) if ctx.active is None else ctx.active
+        ``norm``: ``_norm_params``. Without taps or a depth mask their entries are empty
+        placeholders, and the layer skips the add and the select."""
+        active = jnp.zeros((self.arch.depth, 0), bool) if ctx.active is None else ctx.active
         scale, shift, stats = norm
         return (self.w_hidden[...], self.b_hidden[...], taps[1:], active[1:], scale[1:], shift[1:],
                 stats.mean[1:], stats.var[1:])
@@ -241,11 +245,12 @@ class LayerStack(nnx.Module):
         def layer(a, inputs):
             w, b, tap, on, gamma, beta, mean, var = inputs
             h, mean, var = normalise(self.hidden_affine(a, w, b), gamma, beta, mean, var)
-            h = h + tap
+            if tap.size:
+                h = h + tap
             out = phi(h)
             if ctx.residual is not False:  # a traced flag selects; a plain program has no branch
                 out = jnp.where(ctx.residual, a + ctx.residual_scale * out, out)
-            return jnp.where(on, out, a), (h, mean, var)
+            return (jnp.where(on, out, a) if on.size else out), (h, mean, var)
 
         return layer
 

@@ -35,12 +35,15 @@ class Program:
     arch: the family's architecture. settings: every field of ``spec.program_fields()``
     (dataset, optimizer, steps, ...), read as attributes (``program.steps``).
     masked: lanes carry their own depth <= arch.depth.
+    residual: some lane may be residual (``Context.residual`` from the lane); False: every lane
+      is plain, and the layers have no select (about 10 % of a width-64 step).
     """
 
     arch: Any
     settings: tuple[tuple[str, Any], ...]
     masked: bool = False
     eval_size: int = EVAL_SIZE  # not a config field: tests and benchmarks shrink it
+    residual: bool = True
 
     def __getattr__(self, name):
         for key, value in object.__getattribute__(self, "settings"):
@@ -242,7 +245,8 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     graphdef, params = models.init_state(arch, init_key, lane["sigma_w2"], lane["sigma_b2"], lane["init_index"],
                                          lane=lane if _reads_lane(arch) else None)
     active = jnp.arange(arch.depth) < lane["depth"] if program.masked else None
-    ctx = models.Context(active=active, residual=lane["residual"], residual_scale=lane["residual_scale"],
+    ctx = models.Context(active=active, residual=lane["residual"] if program.residual else False,
+                         residual_scale=lane["residual_scale"],
                          activation_index=lane["activation_index"], norm_index=_index(lane, "norm", arch.norm),
                          lane=lane)
     optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"],
