@@ -305,8 +305,10 @@ class Devices:
 
 
 def default_concurrent(devices: list) -> int:
-    """Program calls to run at once: on CPU one per usable core (per device), since one call
-    keeps about one core busy; on an accelerator one (a call fills the device)."""
+    """Program calls to run at once: $SATBENCH_CONCURRENT if set; on CPU one per usable core (per
+    device), since one call keeps about one core busy; on an accelerator one (a call fills the device)."""
+    if os.environ.get("SATBENCH_CONCURRENT", "").isdigit() and int(os.environ["SATBENCH_CONCURRENT"]) > 0:
+        return int(os.environ["SATBENCH_CONCURRENT"])
     if devices[0].platform != "cpu":
         return 1
     return max(1, machine.usable_cores() // len(devices))

@@ -6,6 +6,9 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # compile counts and results must not depend on what earlier runs left in a disk cache;
 # test_engine's cache test turns it on in its own subprocesses
 os.environ["SATBENCH_COMPILATION_CACHE"] = "0"
+# pytest-xdist already runs one worker per core: each sweep makes one program call at a time (tests
+# that run calls side by side say so with concurrent=)
+os.environ["SATBENCH_CONCURRENT"] = "1"
 # the jits the tests compile themselves (init draws, probes, theory checks; subprocesses inherit it) at
 # XLA:CPU's LLVM optimisation level 1: an init-equality test compiled in 3 s instead of 10, with
 # results equal to the last bits or so. Sweep programs compile at their family's level whatever this

@@ -46,12 +46,14 @@ def _one_line_error(result, code=2):
 
 @pytest.fixture(scope="module")
 def plotted(tmp_path_factory):
-    """The 8-config PLOTTED sweep, run with --no-plot under --memory-budget 30%, one call at a time."""
+    """The 8-config PLOTTED sweep, run with --no-plot under --memory-budget 30%, one call of up to 16
+    configs at a time."""
     root = tmp_path_factory.mktemp("plotted")
     path = root / "plotted.toml"
     path.write_text(PLOTTED)
     out = root / "out"
-    result = _run_cli("run", path, "--out", out, "--quiet", "--no-plot", "--memory-budget", "30%", "--concurrent", "1")
+    result = _run_cli("run", path, "--out", out, "--quiet", "--no-plot", "--memory-budget", "30%", "--concurrent", "1",
+                      "--max-chunk", "16")
     assert result.exit_code == 0, result.output + result.stderr
     return path, out
 

@@ -173,10 +173,10 @@ seed = [0, 1, 2, 3]
 
 
 def test_bucketed_padded_and_chunked_configs_equal_each_config_run_alone(multi_depth, tmp_path):
-    """The default plan, one call at a time, pads depths 2 and 3 into a scanned depth-5 program of
-    12 lanes; a config's numbers (its init included) must not depend on that."""
+    """The default plan, one call of up to 16 lanes at a time, pads depths 2 and 3 into a scanned
+    depth-5 program of 12 lanes; a config's numbers (its init included) must not depend on that."""
     path, alone = multi_depth
-    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, concurrent=1)
+    engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, concurrent=1, max_chunk=16)
     (group,) = store.read_manifest(tmp_path)["groups"]
     assert group["masked"] and group["chunk_size"] == 12 and group["layers"] == "scan"
     assert set(alone.runs["program_depth"]) == {2, 3, 5} and set(alone.runs["chunk_lanes"]) == {1}
