@@ -16,7 +16,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from satbench.families import Cost, DataShape
-from satbench.fields import as_choices
+from satbench.fields import normalises
 from satbench.models import LayerStack
 
 
@@ -107,7 +107,7 @@ def cost(values, depth: int, shape: DataShape) -> Cost:
     k, c = values["kernel_size"], values["channels"]
     positions = height * width
     weights = k * k * c_in * c + (depth - 1) * k * k * c * c
-    normalised = any(n != "none" for n in as_choices(values["norm"]))  # a program's norms, or one
+    normalised = normalises(values["norm"])  # a config's norm, or a program's norms
     features = readout_features(values["readout"], shape.input_shape, c)
     params = weights + depth * c + features * shape.n_out + shape.n_out + (2 * depth * c if normalised else 0)
     flops = 2.0 * positions * weights + 2.0 * features * shape.n_out

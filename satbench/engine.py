@@ -171,12 +171,8 @@ def unfinished(groups: list, done: set) -> list:
 def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) -> train.Lane:
     """The per-lane fields of ``configs`` as ``chunk`` lanes (padded by repetition; no configs:
     one config of defaults, for compiling)."""
-    arch = program.arch
-    choices = train.lane_choices(arch, program.optimizer)
-    rows = [c.values for c in configs] or [
-        {**{k: f.default for k, f in spec.FIELDS.items()}, "depth": arch.depth,
-         **{name: values[0] for name, values in choices.items()}}]
-    lane = train.lane_arrays(rows, arch, chunk, program.optimizer)
+    rows = [c.values for c in configs] or [train.default_row(program.arch, program.optimizer)]
+    lane = train.lane_arrays(rows, program.arch, chunk, program.optimizer)
     if sharding is None:
         return jax.tree.map(jnp.asarray, lane)
     return jax.device_put(lane, sharding)

@@ -57,3 +57,9 @@ def as_choices(value) -> tuple:
     """A lane-chosen field's value(s) as a tuple: one config's value, or a program's several
     (``spec.LANE_CHOICES``)."""
     return value if isinstance(value, tuple) else (value,)
+
+
+def normalises(norm) -> bool:
+    """Whether a config's ``norm``, or some of a program's norms, normalises (then every lane has
+    γ and β; a "none" lane's get no gradient and stay at 1 and 0)."""
+    return any(n != "none" for n in as_choices(norm))

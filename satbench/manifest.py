@@ -68,7 +68,7 @@ def start(exp: spec.Experiment, profile: str | None, *, n_configs: int, shard, p
 
 
 def group_record(label: str, group, size: int, n_chunks: int, halvings: int, compile_s: float,
-                 run_s: float, concurrent: int = 1, compile_wait_s: float | None = None) -> dict:
+                 run_s: float, concurrent: int, compile_wait_s: float) -> dict:
     """What one compiled program did: its depths, chunks, memory estimate and seconds."""
     prog = group.program
     return {
@@ -79,7 +79,7 @@ def group_record(label: str, group, size: int, n_chunks: int, halvings: int, com
         "bytes_per_config": group.config_bytes, "fixed_bytes": group.fixed_bytes,
         "budget_bytes": group.budget_bytes,
         "compile_s": round(compile_s, 3), "run_s": round(run_s, 3),
-        "compile_wait_s": round(compile_s if compile_wait_s is None else compile_wait_s, 3),
+        "compile_wait_s": round(compile_wait_s, 3),
     }
 
 

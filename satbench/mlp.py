@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from satbench.families import Cost, DataShape
-from satbench.fields import as_choices
+from satbench.fields import normalises
 from satbench.models import LayerStack
 
 
@@ -69,6 +69,6 @@ def n_params(width: int, depth: int, n_in: int, n_out: int) -> int:
 def cost(values, depth: int, shape: DataShape) -> Cost:
     w = values["width"]
     weights = shape.n_in * w + (depth - 1) * w * w + w * shape.n_out
-    normalised = any(n != "none" for n in as_choices(values["norm"]))  # a program's norms, or one
+    normalised = normalises(values["norm"])  # a config's norm, or a program's norms
     params = n_params(w, depth, shape.n_in, shape.n_out) + (2 * depth * w if normalised else 0)
     return Cost(params=params, forward_flops=2.0 * weights, site_units=w, matmul_width=w)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from satbench import activations, families, inits
+from satbench.fields import normalises
 
 LAYER_MODES = ("scan", "unroll")
 NORMS = ("none", "batchnorm", "layernorm")
@@ -99,7 +100,7 @@ class LayerStack(nnx.Module):
         self.b_hidden = nnx.Param(noise["b_hidden"] * bias_scale)
         self.w_out = nnx.Param(w_out)
         self.b_out = nnx.Param(noise["b_out"] * bias_scale)
-        if normalised(arch):  # learned per-unit scale γ and shift β after normalising
+        if normalises(arch.norm):  # learned per-unit scale γ and shift β after normalising
             units = arch.site_shape[-1]
             self.norm_scale = nnx.Param(jnp.ones((arch.depth, units)))
             self.norm_shift = nnx.Param(jnp.zeros((arch.depth, units)))
@@ -192,7 +193,7 @@ class LayerStack(nnx.Module):
         """γ, β (depth, units) and the statistics to normalise with (zeros where unused)."""
         arch = self.arch
         units = arch.site_shape[-1]
-        if not normalised(arch):
+        if not normalises(arch.norm):
             scale = shift = jnp.zeros((arch.depth, 0), dtype)  # unused placeholders for scan
         else:
             scale, shift = self.norm_scale[...], self.norm_shift[...]
@@ -269,12 +270,6 @@ class LayerStack(nnx.Module):
         if not outs or outs[0] is None:
             return carry, None
         return carry, jax.tree.map(lambda *parts: jnp.stack(parts), *outs)
-
-
-def normalised(arch) -> bool:
-    """Whether some lane of ``arch`` normalises (then every lane has γ and β; a "none" lane's
-    get no gradient and stay at 1 and 0)."""
-    return any(n != "none" for n in arch.norm)
 
 
 def network_class(arch):

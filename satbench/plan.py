@@ -22,7 +22,7 @@ import math
 from collections import defaultdict
 
 from satbench import data, families, inits, probes, spec, train
-from satbench.fields import as_choices
+from satbench.fields import as_choices, normalises
 
 
 
@@ -130,7 +130,7 @@ def memory_terms(values: dict, depth: int, shape: families.DataShape) -> dict[st
     cost = family_cost(values, depth, shape)
     w, p, n_in, n_out = cost.site_units, cost.params, shape.n_in, shape.n_out
     saved = cost.saved_units
-    normalised = any(n != "none" for n in as_choices(values.get("norm", "none")))
+    normalised = normalises(values.get("norm", "none"))
     slots = sum(OPTIMIZER_SLOTS[o] for o in as_choices(values["optimizer"]))  # each optimizer's state
     batch, probe_batch, samples = values["batch_size"], values["probe_batch"], values["jacobian_samples"]
     steps = values["steps"]
@@ -300,9 +300,10 @@ def _group(values: dict, configs: list, masked: bool, shape: families.DataShape,
            max_chunk: int, n_devices: int, memory_budget: int | None, concurrent: int) -> Group:
     """One compiled program for ``configs`` (one bucket of depths), and its chunk size."""
     deepest = max(c["depth"] for c in configs)
-    activations, inits_ = (tuple(sorted({c[name] for c in configs})) for name in ("activation", "init"))
-    # the norms and optimizers every lane may pick: the program's values of those fields
-    shared = {**values, **{name: tuple(sorted({c[name] for c in configs})) for name in ("norm", "optimizer")}}
+    # the values every lane may pick of each lane-chosen field: the program's values of those fields
+    chosen = {name: tuple(sorted({c[name] for c in configs})) for name in spec.LANE_CHOICES}
+    activations, inits_ = chosen["activation"], chosen["init"]
+    shared = {**values, "norm": chosen["norm"], "optimizer": chosen["optimizer"]}
     flops = len(configs) * flops_per_config(shared, deepest, shape)
     width = family_cost(shared, deepest, shape).matmul_width
     layers = (values["layers"] if values["layers"] != "auto"

@@ -20,6 +20,7 @@ import optax
 from flax import nnx
 
 from satbench import models, probe_tables, probes, schedule, spec
+from satbench.fields import as_choices
 
 OPTIMIZERS = spec.OPTIMIZERS
 #: threefry: the only implementation whose streams are the same under vmap as alone
@@ -85,7 +86,15 @@ def lane_choices(arch, optimizers: tuple[str, ...]) -> dict[str, tuple[str, ...]
     """The values of each ``spec.LANE_CHOICES`` field a program holds: the architecture's inits,
     activations and norms, and the program's optimizers."""
     return {"init": arch.init, "activation": arch.activation, "norm": getattr(arch, "norm", ("none",)),
-            "optimizer": (optimizers,) if isinstance(optimizers, str) else tuple(optimizers)}
+            "optimizer": as_choices(optimizers)}
+
+
+def default_row(arch, optimizers: tuple[str, ...]) -> dict:
+    """One config's field values: the schema's defaults, the architecture's depth and, of each
+    lane-chosen field, the program's first value."""
+    row = {k: f.default for k, f in spec.FIELDS.items()}
+    row.update(depth=arch.depth, **{name: values[0] for name, values in lane_choices(arch, optimizers).items()})
+    return row
 
 
 def lane_arrays(rows: list[dict], arch, n_lanes: int, optimizers: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -107,12 +116,9 @@ def lane_arrays(rows: list[dict], arch, n_lanes: int, optimizers: tuple[str, ...
 
 
 def one_lane(arch, **values) -> dict[str, jax.Array]:
-    """One lane's values as JAX scalars: ``values`` over the schema's defaults (depth: the
-    architecture's, init, activation and norm: its first). For running ``run`` on one config."""
-    row = {k: f.default for k, f in spec.FIELDS.items()}
-    row.update(depth=arch.depth, init=arch.init[0], activation=arch.activation[0],
-               norm=getattr(arch, "norm", ("none",))[0])
-    row.update(values)
+    """One lane's values as JAX scalars: ``values`` over ``default_row`` (the optimizer: ``values``'
+    or the schema's). For running ``run`` on one config."""
+    row = {**default_row(arch, values.get("optimizer", spec.FIELDS["optimizer"].default)), **values}
     return {k: jnp.asarray(v[0]) for k, v in lane_arrays([row], arch, 1, (row["optimizer"],)).items()}
 
 
@@ -227,7 +233,7 @@ def _blocked_loss_accuracy(model, x, y, ctx):
 def _index(lane: Lane, field: str, choices) -> jax.Array | int:
     """The lane's index into a lane-chosen field's ``choices`` (0 where there is one choice, so a
     lane written by hand needs no index it cannot use)."""
-    return 0 if isinstance(choices, str) or len(choices) == 1 else lane[f"{field}_index"]
+    return 0 if len(as_choices(choices)) == 1 else lane[f"{field}_index"]
 
 
 def _reads_lane(arch) -> bool:
