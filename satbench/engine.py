@@ -303,8 +303,11 @@ class Devices:
 def default_concurrent(devices: list) -> int:
     """Program calls to run at once: $SATBENCH_CONCURRENT if set; on CPU one per usable core (per
     device), since one call keeps about one core busy; on an accelerator one (a call fills the device)."""
-    if os.environ.get("SATBENCH_CONCURRENT", "").isdigit() and int(os.environ["SATBENCH_CONCURRENT"]) > 0:
-        return int(os.environ["SATBENCH_CONCURRENT"])
+    value = os.environ.get("SATBENCH_CONCURRENT", "").strip()
+    if value:
+        if not (value.isdigit() and int(value) > 0):
+            raise spec.SpecError(f"SATBENCH_CONCURRENT must be a whole number >= 1 (program calls at once), got {value!r}")
+        return int(value)
     if devices[0].platform != "cpu":
         return 1
     return max(1, machine.usable_cores() // len(devices))
@@ -425,6 +428,7 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
     """
     opts, out = Options(**options), Path(out)
     shard, process = _slices(opts)
+    dev = Devices.local(opts)  # before the folder is touched: a bad $SATBENCH_CONCURRENT changes nothing
     configs = exp.configs(profile)
     if shard is not None:
         configs = plan.shard_slice(configs, *shard)
@@ -435,7 +439,6 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
         cache_dir = enable_compilation_cache()
         done = store.finished_ids(out)
         todo = [c for c in configs if c.config_id not in done]
-        dev = Devices.local(opts)
         groups = unfinished(plan.make_plan(configs, max_chunk=dev.max_chunk, n_devices=len(dev.devices),
                                            bucketing=opts.bucketing, memory_budget=dev.budget[0],
                                            concurrent=dev.concurrent), done)

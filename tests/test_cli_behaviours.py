@@ -174,6 +174,16 @@ def test_plot_without_results_is_one_line_exit_2(plotted, tmp_path):
     assert not missing.exists()
 
 
+@pytest.mark.parametrize("value", ["two", "0", "-1"])
+def test_a_bad_satbench_concurrent_is_one_line_exit_2_and_leaves_the_results_alone(plotted, value, monkeypatch):
+    path, out = plotted
+    before = sorted(p.name for p in store.part_dirs(out))
+    monkeypatch.setenv("SATBENCH_CONCURRENT", value)
+    line = _one_line_error(_run_cli("run", path, "--out", out, "--quiet", "--no-plot", "--fresh"))
+    assert "SATBENCH_CONCURRENT" in line and repr(value) in line
+    assert sorted(p.name for p in store.part_dirs(out)) == before  # --fresh deleted nothing
+
+
 def test_memory_budget_percent_is_recorded_and_a_byte_budget_sizes_the_chunks(plotted, tmp_path):
     path, out = plotted
     manifest = json.loads((out / "manifest.json").read_text())
