@@ -47,6 +47,10 @@ class Architecture:
         height, width, _ = self.image_shape
         return (height, width, self.channels)
 
+    @property
+    def n_sites(self) -> int:
+        return self.depth
+
 
 def convolve(x, kernel, padding: str):
     """Stride-1 2-D convolution (cross-correlation, as ``lax.conv``) of NHWC ``x`` with an HWIO

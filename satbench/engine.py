@@ -189,18 +189,18 @@ def program_label(program: train.Program) -> str:
     return model + "/".join(["|".join(arch.activation), "|".join(arch.init), *extras]) + f" d={arch.depth} w={site}"
 
 
-def data_key(values) -> tuple[str, str, int]:
+def data_key(values) -> tuple[str, str, int, int]:
     """What a config's (or a program's) data depends on: name and the options that change the arrays."""
     if isinstance(values, train.Program):
-        return values.dataset, values.preprocess, values.train_subset
-    return values["dataset"], values["preprocess"], values["train_subset"]
+        return values.dataset, values.preprocess, values.train_subset, values.seq_len
+    return values["dataset"], values["preprocess"], values["train_subset"], values["seq_len"]
 
 
 def load_datasets(configs: list, data_dir=None) -> dict[tuple, data.Dataset]:
     """Every dataset ``configs`` use, read and validated up front: a missing or damaged
     file fails here, before anything compiles or is written."""
     keys = sorted({data_key(c.values) for c in configs}, key=str)
-    return {k: data.load(k[0], preprocess=k[1], train_subset=k[2], data_dir=data_dir) for k in keys}
+    return {k: data.load(k[0], preprocess=k[1], train_subset=k[2], seq_len=k[3], data_dir=data_dir) for k in keys}
 
 
 def _part_id(configs: list) -> str:

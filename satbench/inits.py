@@ -91,6 +91,17 @@ def delta_orthogonal(noise, sigma_w2):
     return jnp.zeros_like(noise).at[centre].set(q)
 
 
+def identity(noise, sigma_w2):
+    """σ_w·I (the noise unused): a recurrent matrix that keeps the state (the IRNN of Le et al.
+    2015); a rectangular matrix gets the identity's leading block, a kernel the identity at its
+    centre tap and zero elsewhere. Not random, so mean-field theory does not describe it."""
+    eye = jnp.eye(noise.shape[-2], noise.shape[-1], dtype=noise.dtype) * jnp.sqrt(sigma_w2)
+    if noise.ndim == 2:
+        return eye
+    centre = tuple(k // 2 for k in noise.shape[:-2])
+    return jnp.zeros_like(noise).at[centre].set(eye)
+
+
 @dataclasses.dataclass(frozen=True)
 class Init:
     """A registered rule. ``mean_field_gain``: fan_in · Var(W) / σ_w² of a square hidden layer,
@@ -112,6 +123,7 @@ INITS: dict[str, Init] = {
     "standard": Init(standard, 1.0 / 3.0),
     "orthogonal": Init(orthogonal, 1.0, program="orthogonal"),
     "delta_orthogonal": Init(delta_orthogonal, 1.0, program="delta_orthogonal"),
+    "identity": Init(identity, 1.0),
 }
 
 

@@ -33,6 +33,10 @@ class Architecture:
     def site_shape(self) -> tuple[int]:
         return (self.width,)
 
+    @property
+    def n_sites(self) -> int:
+        return self.depth
+
 
 class Network(LayerStack):
     """input (flattened) → depth × (dense → φ) → dense readout."""

@@ -71,8 +71,11 @@ class Context(NamedTuple):
 
 class Forward(NamedTuple):
     logits: jax.Array  # (batch, n_out)
-    preacts: jax.Array  # (depth, batch, *site_shape): the input of each φ (after norm, if any)
+    preacts: jax.Array  # (sites, batch, *site_shape): the input of each φ (after norm, if any)
     batch_stats: NormStats | None  # the batch's BatchNorm statistics (None without batchnorm)
+    #: a family's own per-site numbers, each (sites,), probed beside the shared columns (a recurrent
+    #: net's state norm, an LSTM's mean forget gate); None: none
+    site_extras: dict | None = None
 
 
 class LayerStack(nnx.Module):

@@ -153,11 +153,12 @@ def config_bytes(values: dict, depth: int, shape: families.DataShape) -> int:
     return sum(memory_terms(values, depth, shape).values())
 
 
-def program_bytes(dataset_name: str) -> int:
+def program_bytes(dataset_name: str, seq_len: int = 0) -> int:
     """Bytes every program holds once per device whatever its chunk: the dataset arrays
     and the evaluation and probe slices copied from them (counted twice)."""
     info = data.describe(dataset_name)  # planning reads no data
-    return 2 * (info.n_train + info.n_test) * (info.n_in + 1) * FLOAT_BYTES
+    n_in = math.prod(info.input_shape_at(seq_len))
+    return 2 * (info.n_train + info.n_test) * (n_in + 1) * FLOAT_BYTES
 
 
 def chunk_size(n_configs: int, per_config: int, fixed: int, budget: int | None,
@@ -217,10 +218,11 @@ def program_key(cfg) -> tuple:
     return tuple(cfg[k] for k in static_fields()) + (cfg["layers"], inits.family(cfg["init"]))
 
 
-def data_shape(dataset_name: str) -> families.DataShape:
-    """One example's shape and the classes, from the dataset's description: planning reads no data."""
+def data_shape(dataset_name: str, seq_len: int = 0) -> families.DataShape:
+    """One example's shape (a sequence task's at ``seq_len`` steps) and the network's outputs,
+    from the dataset's description: planning reads no data."""
     info = data.describe(dataset_name)
-    return families.DataShape(info.input_shape, info.n_classes)
+    return families.DataShape(info.input_shape_at(seq_len), info.n_out)
 
 
 def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str, values: dict,
@@ -280,13 +282,13 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
     groups = []
     for members in _split_by_activation(by_static.values(), cost.activations_per_program):
         values = members[0].values
-        shape = data_shape(values["dataset"])
+        shape = data_shape(values["dataset"], values["seq_len"])
         per_depth: dict[int, list] = defaultdict(list)
         for cfg in members:
             per_depth[cfg["depth"]].append(cfg)
         depth_counts = sorted((d, len(c)) for d, c in per_depth.items())
         n_act = len({c["activation"] for c in members})
-        if bucketing:
+        if bucketing and families.get(values["model"]).pads_depth:
             buckets = _bucket_depths(depth_counts, cost, values["layers"], values, shape, n_act)
         else:
             buckets = [[d] for d, _ in depth_counts]
@@ -312,7 +314,7 @@ def _group(values: dict, configs: list, masked: bool, shape: families.DataShape,
     program = train.Program(arch, tuple((k, shared[k]) for k in spec.program_fields()), masked,
                             residual=any(c["residual"] for c in configs))
     per_config = config_bytes(shared, deepest, shape)
-    fixed = program_bytes(values["dataset"])
+    fixed = program_bytes(values["dataset"], values["seq_len"])
     chunk = chunk_size(len(configs), per_config, fixed, memory_budget, max_chunk, n_devices, concurrent)
     seconds = cost.seconds(deepest, flops, layers, width, len(activations))
     return Group(program, configs, chunk, seconds, per_config, fixed, memory_budget)
@@ -332,7 +334,7 @@ def shard_slice(configs: list, index: int, count: int, cost: CostModel = CostMod
     ordered = sorted(configs, key=lambda cfg: (tuple(map(str, program_key(cfg))), cfg["activation"], cfg["depth"]))
     weights = []
     for cfg in ordered:
-        shape = data_shape(cfg["dataset"])
+        shape = data_shape(cfg["dataset"], cfg["seq_len"])
         width = family_cost(cfg.values, cfg["depth"], shape).matmul_width
         weights.append(flops_per_config(cfg.values, cfg["depth"], shape) / cost.throughput(width) + 1e-3)
     total = sum(weights)

@@ -15,6 +15,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from satbench import fits
+
 #: quantities of the histograms, in the order of their leading axis (``probes.layer_histograms``)
 HISTOGRAM_QUANTITIES = ("activation", "gradient")
 
@@ -70,7 +72,31 @@ def histogram_rows(chunk: Chunk, hist: dict) -> pd.DataFrame:
     })[keep].reset_index(drop=True)
 
 
+def timestep_rows(chunk: Chunk, sites: dict) -> pd.DataFrame:
+    """One row per (config, probe, time step t = 1..T) of a recurrent net's per-site columns
+    (``probes.layer_probes`` with time steps as sites); per-probe numbers such as the recurrent
+    matrix's spectral radius (no time axis) go to ``runs`` instead."""
+    per_step = {k: np.asarray(v) for k, v in sites.items() if np.ndim(v) == 3}  # (n, probes, T)
+    n, n_probes, steps = next(iter(per_step.values())).shape
+    c, p, t = np.meshgrid(np.arange(n), np.arange(n_probes), np.arange(steps), indexing="ij")
+    return pd.DataFrame({
+        "config_id": chunk.ids[c.ravel()], "step": chunk.probe_steps[p.ravel()], "t": t.ravel() + 1,
+        **{k: v.reshape(-1).astype(np.float64) for k, v in per_step.items()},
+    })
+
+
+def timesteps_at_init(sites: dict) -> dict[str, np.ndarray]:
+    """Per config at initialisation: ``time_decay``, the fitted per-step factor of ‖∂L/∂h_t‖²
+    going back in time (``fits.through_time_factor``; compare ``chi1``), and each per-probe number
+    of the network (``recurrent_radius``: the spectral radius of the recurrent matrix)."""
+    signal = np.asarray(sites["signal_norm"])[:, 0]
+    out = {"time_decay": np.array([fits.through_time_factor(s) for s in signal])}
+    out.update({k: np.asarray(v, np.float64)[:, 0] for k, v in sites.items() if np.ndim(v) == 2})
+    return out
+
+
 PROBE_TABLES: dict[str, ProbeTable] = {t.name: t for t in (
     ProbeTable("spectra", ("config_id", "step", "sample", "index"), spectra_rows, spectra_at_init),
     ProbeTable("histograms", ("config_id", "step", "quantity", "layer", "bin"), histogram_rows),
+    ProbeTable("timesteps", ("config_id", "step", "t"), timestep_rows, timesteps_at_init),
 )}

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from satbench import activations, models
+from satbench import activations, fits, losses, models
 
 #: |φ'(h)| below this fraction of max|φ'| counts as saturated.
 SATURATION_THRESHOLD = 0.05
@@ -46,15 +46,20 @@ def layer_histograms(values, bins: int, active=None):
     return jnp.where(keep[:, None], counts, 0).astype(jnp.int32), lo, hi
 
 
-def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: int = 0) -> dict[str, jax.Array]:
-    """Every per-site quantity, each of shape (depth,), on the probe batch (x, y).
+def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: int = 0,
+                 loss: losses.Loss = losses.for_task("classify")) -> dict[str, jax.Array]:
+    """Every per-site quantity, each of shape (sites,), on the probe batch (x, y). Sites are
+    layers (a CNN's convolutions) or a recurrent net's time steps, whose taps sit on the state
+    h_t = φ(z_t), so there ``signal_norm`` is ‖∂L/∂h_t‖ (Pascanu et al. 2013's back-propagated
+    signal) and the other columns are of z_t.
 
-    ``ctx`` is the lane's forward context; BatchNorm nets are probed as they
+    ``ctx`` is the lane's forward context, ``loss`` the task's; BatchNorm nets are probed as they
     train, with the probe batch's own statistics. A site's units are whatever
     its pre-activation holds per example (a layer's width, a CNN's channels ×
     positions): every mean below runs over units × examples.
 
-    grad_norm    ‖∂L/∂θ_l‖_F of the site's weights (the network's ``site_param_norms``)
+    grad_norm    ‖∂L/∂θ_l‖_F of the site's weights (the network's ``site_param_norms``; none where
+                 the sites share weights)
     signal_norm  ‖∂L/∂h_l‖_F over the batch (h_l: the input of φ)
     preact_rms   √mean(h_l²): the measured √q_l of mean-field theory
     act_mean/std mean and std of φ(h_l) over units × examples
@@ -65,20 +70,23 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
     unit_p15/50/85  15th/50th/85th percentile over the batch of one unit's
                  φ input (the site's first unit; a CNN's first channel at the middle position): how one input distribution
                  moves during training (Ioffe & Szegedy 2015, Fig. 1)
+    and the family's own per-site numbers (``Forward.site_extras``) and whole-net numbers
+    (a network's ``probe_summaries()``, e.g. a recurrent matrix's spectral radius).
 
     With ``histogram_bins`` > 0 the dict also holds "histograms": counts
     (2, depth, bins) of φ(h_l) and ∂L/∂h_l over units × examples, and their
     ranges lo, hi (2,) each (``layer_histograms``, ``probe_tables.HISTOGRAM_QUANTITIES`` order). Keys other than
     the per-site columns are tables of their own, declared in ``satbench.probe_tables``.
     """
-    arch = nnx.merge(graphdef, params).arch
-    taps = jnp.zeros((arch.depth, x.shape[0], *arch.site_shape), x.dtype)
+    model = nnx.merge(graphdef, params)
+    arch = model.arch
+    taps = jnp.zeros((arch.n_sites, x.shape[0], *arch.site_shape), x.dtype)
 
     def loss_fn(p, t):
         fwd = nnx.merge(graphdef, p)(x, ctx, taps=t)
-        return cross_entropy(fwd.logits, y), fwd.preacts
+        return loss.mean(fwd.logits, y), (fwd.preacts, fwd.site_extras or {})
 
-    (g_params, g_taps), preacts = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(params, taps)
+    (g_params, g_taps), (preacts, extras) = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(params, taps)
     names, index = arch.activation, ctx.activation_index
     phi = activations.switch([activations.get_activation(n) for n in names], index)
     dphi = activations.switch([activations.derivative(n) for n in names], index)(preacts)
@@ -89,7 +97,6 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
     centre = tuple(n // 2 for n in arch.site_shape[:-1])  # an image's middle position (corners are often blank)
     first_unit = preacts[(slice(None), slice(None), *centre, 0)]
     out = {
-        "grad_norm": nnx.merge(graphdef, g_params).site_param_norms(),
         "signal_norm": jnp.sqrt(jnp.sum(g_taps**2, axis=units)),
         "preact_rms": jnp.sqrt(jnp.mean(preacts**2, axis=units)),
         "act_mean": acts.mean(axis=units),
@@ -97,7 +104,12 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
         "sat_frac": jnp.where(saturating, (jnp.abs(dphi) < threshold).mean(axis=units), jnp.nan),
         "dead_frac": jnp.all(dphi == 0, axis=1).mean(axis=tuple(range(1, preacts.ndim - 1))),
         **{f"unit_p{q}": jnp.percentile(first_unit, q, axis=1) for q in (15, 50, 85)},
+        **extras,
     }
+    if hasattr(model, "site_param_norms"):  # weights per site (layers; a recurrent net's are shared)
+        out = {"grad_norm": nnx.merge(graphdef, g_params).site_param_norms(), **out}
+    if hasattr(model, "probe_summaries"):  # numbers of the whole net (no site axis)
+        out.update(model.probe_summaries())
     if histogram_bins:
         hists = [layer_histograms(v, histogram_bins, ctx.active) for v in (acts, g_taps)]
         out["histograms"] = {"counts": jnp.stack([h[0] for h in hists]),
@@ -107,7 +119,7 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
 
 def decay_rate(grad_norm, depth_first: int = 2):
     """Per-layer factor of grad_norm² going backward (layer l+1 -> l), from a
-    least-squares fit of log grad_norm² on l.
+    least-squares fit of log grad_norm² on l (``fits.backward_factor``).
 
     Below 1 the gradient vanishes toward the input, above 1 it explodes; it is
     directly comparable to mean-field χ₁.
@@ -116,19 +128,8 @@ def decay_rate(grad_norm, depth_first: int = 2):
     the input dimension, not the width, so its norm is on another scale.
     Works on numpy or jax arrays of shape (depth,); returns NaN for depth < 2.
     """
-    import numpy as np
-
-    g = np.asarray(grad_norm, dtype=np.float64)
-    depth = g.shape[0]
-    if depth < 2:
-        return float("nan")
-    start = depth_first - 1 if depth >= 3 else 0
-    layers = np.arange(start + 1, depth + 1, dtype=np.float64)
-    if not np.all(np.isfinite(g[start:]) & (g[start:] > 0)):  # underflowed or overflowed: no rate
-        return float("nan")
-    logs = 2 * np.log(g[start:])
-    slope = np.polyfit(layers, logs, 1)[0]
-    return float(np.exp(-slope))
+    depth = len(grad_norm)
+    return fits.backward_factor(grad_norm, first=depth_first if depth >= 3 else 1)
 
 
 def jacobian_singular_values(graphdef, params, x, ctx=models.Context()) -> jax.Array:

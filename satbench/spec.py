@@ -57,6 +57,8 @@ FIELDS: dict[str, Field] = {
     "sigma_w2": Field(float, 1.0, "weight variance gain σ_w²", positive, batched=True),
     "sigma_b2": Field(float, 0.0, "bias variance σ_b²", non_negative, batched=True),
     "dataset": Field(str, "digits", "dataset name", choices(data.known_datasets)),
+    "seq_len": Field(int, 0, "time steps T of a sequence task (0: the task's default; satbench list)", non_negative,
+                     id_omits_default=True),
     "preprocess": Field(str, "auto", "inputs: auto (the dataset's default), standardise, center, binarise, none",
                         choices(lambda: list(data.PREPROCESS)), id_omits_default=True),
     "train_subset": Field(int, 0, "training examples used, a stratified subset (0: all)", non_negative,
@@ -178,14 +180,15 @@ class Experiment:
         """Every config of the sweep, in grid order, validated."""
         fixed, grid = self.resolve(profile)
         where = f"{self.source}" + (f" [profiles.{profile}]" if profile else "")
-        base = {k: f.default for k, f in FIELDS.items()}
-        base.update(fixed)
+        defaults = {k: f.default for k, f in FIELDS.items()}
         keys = list(grid)
         configs = {}
         for combo in itertools.product(*(grid[k] for k in keys)):
-            values = dict(base)
-            values.update(zip(keys, combo))
+            chosen = {**fixed, **dict(zip(keys, combo))}
+            # a family's own defaults (a recurrent net: one layer, a sequence task) under what is set
+            values = {**defaults, **families.get(chosen.get("model", defaults["model"])).defaults, **chosen}
             values = schedule.resolve_log_every(for_family(remedies.apply(values)))
+            values["seq_len"] = values["seq_len"] or data.seq_len_of(values["dataset"])
             _check_consistency(values, where)
             config = Config(values)
             configs.setdefault(config.config_id, config)  # a remedy can make grid points equal
@@ -263,7 +266,7 @@ def _check_consistency(values: dict, where: str) -> None:
         raise SpecError(f"{where}: residual needs depth >= 2 (layer 1 changes the width), got depth {values['depth']}")
     if values["norm"] == "batchnorm" and min(values["batch_size"], values["probe_batch"]) < 2:
         raise SpecError(f"{where}: batchnorm needs batch_size and probe_batch >= 2 (batch statistics)")
-    problem = data.check_options(values["dataset"], values["preprocess"], values["train_subset"])
+    problem = data.check_options(values["dataset"], values["preprocess"], values["train_subset"], values["seq_len"])
     if problem:
         raise SpecError(f"{where}: {problem}")
     family = families.get(values["model"])

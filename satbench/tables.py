@@ -26,12 +26,14 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
     probe_steps = program.probe_steps()
     log_steps = program.log_steps()
 
-    # layers: (n, probes, depth) -> rows, dropping masked layers beyond a config's depth
+    # layers: (n, probes, depth) -> rows, dropping masked layers beyond a config's depth (a family
+    # whose sites are not layers fills a table of its own and leaves this one empty)
     n_probes, dmax = len(probe_steps), program.arch.depth
-    cfg_idx, probe_idx, layer_idx = np.meshgrid(np.arange(n), np.arange(n_probes), np.arange(dmax), indexing="ij")
+    sites = dmax if rec.layers else 0
+    cfg_idx, probe_idx, layer_idx = np.meshgrid(np.arange(n), np.arange(n_probes), np.arange(sites), indexing="ij")
     keep = (layer_idx < depths[:, None, None]).ravel()
     layers = pd.DataFrame({
-        "config_id": np.asarray(ids)[cfg_idx.ravel()][keep],
+        "config_id": np.asarray(ids, dtype=object)[cfg_idx.ravel()][keep],
         "step": probe_steps[probe_idx.ravel()][keep],
         "layer": (layer_idx.ravel() + 1)[keep],
         **{k: v.reshape(-1)[keep].astype(np.float64) for k, v in rec.layers.items()},  # every probe's column
@@ -70,7 +72,7 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
             "steps_to_target": int(rec.steps_to_target[i]) if rec.steps_to_target[i] >= 0 else pd.NA,
             "clip_rate": float(rec.clip_rate[i]),
             "max_grad_norm": float(rec.max_grad_norm[i]),
-            "grad_decay": probes.decay_rate(rec.layers["grad_norm"][i, 0, :d]),
+            "grad_decay": probes.decay_rate(rec.layers["grad_norm"][i, 0, :d]) if "grad_norm" in rec.layers else np.nan,
             "time_per_step_s": chunk_seconds / max(cfg["steps"], 1),
             "chunk_lanes": n,
             "program_depth": dmax,
@@ -86,7 +88,20 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
     return tables
 
 
-THEORY_COLUMNS = ("mf_sigma_w2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory")
+#: the per-lane fields mean-field theory depends on
+MEAN_FIELD_LANE = ("sigma_w2", "sigma_b2")
+
+
+def _mean_field_point(row: dict, inits) -> tuple[float, float]:
+    """(σ_w², σ_b²) of mean-field theory for one config: its family's, or the init rule's gain."""
+    point = families.get(row["model"]).mean_field_point
+    if point is not None:
+        return point(row)
+    return inits.mean_field_sigma_w2(row["init"], row["sigma_w2"]), row["sigma_b2"]
+
+
+THEORY_COLUMNS = ("mf_sigma_w2", "mf_sigma_b2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory",
+                  "time_decay_theory")
 
 
 def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
@@ -97,7 +112,9 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     its distinct (σ_w², σ_b²) pairs.
     The theory is that of the plain MLP, filled where a config's family says it applies
     (``Family.mean_field``: plain MLPs, circular-padded plain CNNs with fan-in k²·C); other
-    configs get NaN. The Jacobian's moments are the MLP's and are left NaN for other families."""
+    configs get NaN. The Jacobian's moments are the MLP's and are left NaN for other families.
+    A family may place a config elsewhere on the (σ_w², σ_b²) plane (``Family.mean_field_point``: a
+    recurrent net's input enters each step like a bias); mf_sigma_b2 records where."""
     from satbench import inits, theory
 
     if configs.empty:
@@ -105,20 +122,31 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     runs = configs.copy()
     if "model" not in runs:  # configs from before the model field: MLPs
         runs["model"] = "mlp"
-    runs["mf_sigma_w2"] = [inits.mean_field_sigma_w2(i, s) for i, s in zip(runs["init"], runs["sigma_w2"])]
-    for col in ("q_star", "chi1", "xi_c", "jac_mean_s2_theory", "jac_var_s2_theory"):
+    points = [_mean_field_point(row, inits) for row in runs.to_dict("records")]
+    runs["mf_sigma_w2"] = [p[0] for p in points]
+    runs["mf_sigma_b2"] = [p[1] for p in points]
+    for col in ("q_star", "chi1", "xi_c", "jac_mean_s2_theory", "jac_var_s2_theory", "time_decay_theory"):
         runs[col] = np.nan
     runs["phase"] = ""
     applies = [families.get(row["model"]).has_mean_field(row) for row in runs.to_dict("records")]
     plain = runs[np.asarray(applies, bool)]
     for act, idx in plain.groupby("activation").groups.items():
         # seeds and other axes repeat (σ_w², σ_b²) pairs: solve each pair once (≈ 10–40 ms each)
-        pairs = runs.loc[idx, ["mf_sigma_w2", "sigma_b2"]].to_numpy(np.float64)
+        pairs = runs.loc[idx, ["mf_sigma_w2", "mf_sigma_b2"]].to_numpy(np.float64)
         unique, row_of = np.unique(pairs, axis=0, return_inverse=True)
         row_of = row_of.ravel()  # numpy 2 keeps the axis's shape
         t = theory.summaries(act, unique[:, 0], unique[:, 1])
         for col in ("q_star", "chi1", "xi_c", "phase"):
             runs.loc[idx, col] = t[col][row_of]
+    own = {}  # a family's own columns, once per distinct config (seeds and learning rates repeat them)
+    for i, row in zip(plain.index, plain.to_dict("records")):
+        family = families.get(row["model"])
+        if family.theory is not None:
+            key = tuple(row[k] for k, f in spec.FIELDS.items() if k in row and (not f.batched or k in MEAN_FIELD_LANE))
+            if key not in own:
+                own[key] = family.theory(row)
+            for col, value in own[key].items():
+                runs.loc[i, col] = value
     probed = plain[(plain["jacobian_samples"] > 0) & (plain["model"] == "mlp")]
     weights = np.where(probed["init"] == "orthogonal", "orthogonal", "gaussian")
     keys = ["activation", "mf_sigma_w2", "sigma_b2", "depth"]

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from satbench import models, probe_tables, probes, schedule, spec
+from satbench import data as datasets, families, losses, models, probe_tables, probes, schedule, spec
 from satbench.fields import as_choices
 
 OPTIMIZERS = spec.OPTIMIZERS
@@ -51,6 +51,11 @@ class Program:
             if key == name:
                 return value
         raise AttributeError(f"Program has no field {name!r}")
+
+    @property
+    def task(self) -> str:
+        """"classify" or "regress": the dataset's (``satbench.losses``)."""
+        return datasets.describe(self.dataset).task
 
     @property
     def probe_interval(self) -> int:
@@ -207,8 +212,8 @@ def _base_optimizer(name: str, learning_rate, momentum: float) -> optax.Gradient
 EVAL_BLOCK = 256
 
 
-def _blocked_loss_accuracy(model, x, y, ctx):
-    """Mean cross-entropy and accuracy over (x, y), evaluated in blocks under ``lax.map``.
+def _blocked_loss_accuracy(model, x, y, ctx, loss: losses.Loss):
+    """Mean loss and accuracy over (x, y), evaluated in blocks under ``lax.map``.
 
     Fixed-size blocks in a loop keep the activations in memory bounded and the
     program the same size whatever the evaluation set.
@@ -223,8 +228,7 @@ def _blocked_loss_accuracy(model, x, y, ctx):
     def block(args):
         xs, ys, ws = args
         logits = model(xs, ctx).logits
-        nll = optax.softmax_cross_entropy_with_integer_labels(logits, ys)
-        return jnp.sum(nll * ws), jnp.sum((jnp.argmax(logits, -1) == ys) * ws)
+        return jnp.sum(loss.per_example(logits, ys) * ws), jnp.sum(loss.correct(logits, ys) * ws)
 
     nll, correct = jax.lax.map(block, (xb, yb, weight))
     return nll.sum() / n, correct.sum() / n
@@ -258,6 +262,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"],
                                _index(lane, "optimizer", program.optimizer))
     batchnorm = "batchnorm" in arch.norm
+    loss = losses.for_task(program.task)
 
     n_train = data.x_train.shape[0]
     n_eval = min(program.eval_size, n_train)
@@ -269,19 +274,19 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
 
     def loss_fn(p, x, y):
         fwd = nnx.merge(graphdef, p)(x, ctx)
-        return probes.cross_entropy(fwd.logits, y), fwd.batch_stats
+        return loss.mean(fwd.logits, y), fwd.batch_stats
 
     def evaluate(p, norm_stats):
         model = nnx.merge(graphdef, p)
         eval_ctx = ctx._replace(stats=norm_stats if batchnorm else None)
-        loss, acc = _blocked_loss_accuracy(model, x_eval, y_eval, eval_ctx)
-        _, test_acc = _blocked_loss_accuracy(model, x_test, y_test, eval_ctx)
-        return loss, acc, test_acc
+        train_loss, acc = _blocked_loss_accuracy(model, x_eval, y_eval, eval_ctx, loss)
+        _, test_acc = _blocked_loss_accuracy(model, x_test, y_test, eval_ctx, loss)
+        return train_loss, acc, test_acc
 
     x_jac = data.x_train[: program.jacobian_samples]
 
     def probe(p):
-        out = probes.layer_probes(graphdef, p, x_probe, y_probe, ctx, program.histogram_bins)
+        out = probes.layer_probes(graphdef, p, x_probe, y_probe, ctx, program.histogram_bins, loss)
         if program.jacobian_samples:
             jac_ctx = ctx
             if batchnorm:  # the probe batch's statistics, held fixed
@@ -361,6 +366,9 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     train_loss, train_acc, test_acc = (jnp.concatenate(parts) for parts in zip(*evals))
     layers = jax.tree.map(lambda *parts: jnp.concatenate(parts), *layer_parts)  # (n_probes, ...) leaves
     tables = {name: layers.pop(name) for name in probe_tables.PROBE_TABLES if name in layers}
+    site_table = families.of(arch).site_table
+    if site_table != "layers":  # the per-site columns are a table of their own (time steps: timesteps)
+        tables[site_table], layers = layers, {}
     hit = train_loss <= lane["target_loss"]  # False for a NaN target
     log_steps = jnp.asarray(program.log_steps(), jnp.int32)
     return Record(
@@ -380,9 +388,12 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
 
 def data_arrays(dataset, info=None) -> Data:
     """Device arrays of a ``satbench.data.Dataset``; with its ``DatasetInfo``, images take their
-    (H, W, C) shape (a network that wants vectors flattens them itself)."""
+    (H, W, C) shape and sequences their (T, F) (a network that wants vectors flattens them itself)."""
 
     def shaped(x):
+        if info is not None and info.sequence is not None:  # time-major rows: (T, F) per example
+            seq_len = dataset.meta["seq_len"]
+            return x.reshape(x.shape[0], seq_len, -1)
         if info is None or info.image_shape is None:
             return x
         height, width, channels = info.image_shape

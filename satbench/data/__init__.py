@@ -9,7 +9,7 @@ same data, and each (name, options) is read and preprocessed once per
 process. Modules: ``base`` (containers, ``DataError``), ``preprocess``,
 ``teacher_student``, ``shapes`` (Shapeset-3×2), ``shipped`` (digits, the
 bundled Fashion-MNIST subset), ``formats`` (IDX, npz, CIFAR batches),
-``folder`` (the data folder's layout).
+``folder`` (the data folder's layout), ``sequences`` (adding problem, digits as sequences).
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from satbench.data import folder, preprocess, shapes, shipped, teacher_student
-from satbench.data.base import DataError, Dataset, DatasetInfo, Raw
+from satbench.data import folder, preprocess, sequences, shapes, shipped, teacher_student
+from satbench.data.base import DataError, Dataset, DatasetInfo, Raw, Sequence
 from satbench.data.preprocess import PREPROCESS
 
-__all__ = ["DATASETS", "PREPROCESS", "DataError", "Dataset", "DatasetInfo", "Raw", "availability",
-           "check_options", "clear_cache", "describe", "digits", "known_datasets", "load", "require", "shapeset",
-           "teacher"]
+__all__ = ["DATASETS", "PREPROCESS", "DataError", "Dataset", "DatasetInfo", "Raw", "Sequence", "availability",
+           "check_options", "clear_cache", "describe", "digits", "known_datasets", "load", "require", "seq_len_of",
+           "shapeset", "teacher"]
+
+#: the adding problem's default length (Le et al. 2015 and Arjovsky et al. 2016 start their sweeps near it)
+ADDING_DEFAULT_LEN = 50
 
 #: in the order ``satbench list`` shows them: offline first, then the data-folder ones
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
@@ -48,6 +51,16 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("cifar10", folder.cifar10, 50_000, 10_000, 3072, 10, "center", (0.0, 255.0),
                 "CIFAR-10 (Krizhevsky 2009), from the data folder", origin="folder", folder="cifar10",
                 image_shape=(32, 32, 3), channels_first=True),
+    DatasetInfo("adding", sequences.adding, 10_000, 1_000, 2 * ADDING_DEFAULT_LEN, 1, "none", None,
+                "adding problem: T steps of (U[0,1] value, marker), target the sum of the two marked values "
+                "(generated; Hochreiter & Schmidhuber 1997)", task="regress",
+                sequence=Sequence(ADDING_DEFAULT_LEN, lambda t: 2)),
+    DatasetInfo("seq_digits", sequences.seq_digits, 1438, 359, 64, 10, "standardise", (0.0, 16.0),
+                "digits read as a sequence: 8 rows of 8 pixels (seq_len 8) or 64 single pixels (seq_len 64)",
+                origin="bundled", sequence=Sequence(8, lambda t: 64 // t, lengths=(8, 64))),
+    DatasetInfo("permuted_seq_digits", sequences.permuted_seq_digits, 1438, 359, 64, 10, "standardise", (0.0, 16.0),
+                "digits as 64 single pixels in a fixed random order (permuted pixel MNIST at 8×8)",
+                origin="bundled", sequence=Sequence(64, lambda t: 1, lengths=(64,))),
 )}
 
 
@@ -63,9 +76,16 @@ def describe(name: str) -> DatasetInfo:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(known_datasets())}") from None
 
 
-def check_options(name: str, preprocess_kind: str, train_subset: int) -> str | None:
+def check_options(name: str, preprocess_kind: str, train_subset: int, seq_len: int = 0) -> str | None:
     """The problem with these options for ``name`` (None if they are fine), before any reading."""
     info = describe(name)
+    if info.sequence is None and seq_len:
+        sequences_ = ", ".join(n for n in DATASETS if DATASETS[n].sequence is not None)
+        return f"seq_len ({seq_len}) needs a sequence task; {name} is not one (sequence tasks: {sequences_})"
+    if info.sequence is not None and info.sequence.problem(seq_len):
+        return f"seq_len of {name} {info.sequence.problem(seq_len)}, got {seq_len}"
+    if train_subset and info.task != "classify":
+        return f"train_subset needs class labels; {name} is a regression task"
     if preprocess_kind not in PREPROCESS:
         return f"unknown preprocess {preprocess_kind!r}; allowed: {', '.join(PREPROCESS)}"
     if preprocess_kind in ("center", "binarise") and info.value_range is None:
@@ -94,18 +114,29 @@ def availability(name: str, data_dir=None) -> tuple[bool, str]:
         return False, str(err)
 
 
-def load(name: str, *, preprocess: str = "auto", train_subset: int = 0, data_dir=None, **options) -> Dataset:
+def seq_len_of(name: str, seq_len: int = 0) -> int:
+    """The length a config of dataset ``name`` runs at: ``seq_len``, or the task's default for 0
+    (0 for a dataset that is not a sequence)."""
+    info = describe(name)
+    return 0 if info.sequence is None else (seq_len or info.sequence.default_len)
+
+
+def load(name: str, *, preprocess: str = "auto", train_subset: int = 0, data_dir=None, seq_len: int = 0,
+         **options) -> Dataset:
     """The dataset ``name``, preprocessed, optionally cut to a stratified ``train_subset``.
 
     preprocess: auto (the dataset's default, see ``describe``), standardise,
       center ([−0.5, 0.5]), binarise ({0, 1}) or none.
     data_dir: the data folder for mnist, fashion_mnist and cifar10 (default $SATBENCH_DATA).
+    seq_len: a sequence task's length (0: its default).
     options: the generator's arguments (e.g. ``seed``, ``n_train`` for shapeset and teacher).
     """
     info = describe(name)
-    problem = check_options(name, preprocess, train_subset)
+    problem = check_options(name, preprocess, train_subset, seq_len)
     if problem:
         raise DataError(problem)
+    if info.sequence is not None:
+        options = {**options, "seq_len": seq_len_of(name, seq_len)}
     where = str(folder.locate(name, info.folder, data_dir)) if info.folder else None
     return _load(name, preprocess, train_subset, where, tuple(sorted(options.items())))
 
@@ -127,7 +158,8 @@ def _load(name: str, preprocess_kind: str, train_subset: int, where: str | None,
     kind = info.preprocess if preprocess_kind == "auto" else preprocess_kind
     x_train, x_test = preprocess.apply(kind, x_train, raw.x_test, info.value_range, name)
     meta = {**raw.meta, "name": name, "preprocess": kind, "train_subset": train_subset}
-    arrays = [x_train, y_train.astype(np.int32), x_test, raw.y_test.astype(np.int32)]
+    labels = np.float32 if info.task == "regress" else np.int32
+    arrays = [x_train, y_train.astype(labels), x_test, raw.y_test.astype(labels)]
     for a in arrays:
         a.flags.writeable = False  # shared by every caller of the cache
     return Dataset(*arrays, meta)

@@ -26,7 +26,7 @@ class Raw(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     x_train: np.ndarray  # (n_train, n_in) float32
-    y_train: np.ndarray  # (n_train,) int32
+    y_train: np.ndarray  # (n_train,) int32 labels, or float32 targets of a regression task
     x_test: np.ndarray
     y_test: np.ndarray
     meta: dict
@@ -38,6 +38,26 @@ class Dataset:
     @property
     def n_classes(self) -> int:
         return int(self.meta["n_classes"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Sequence:
+    """What makes a dataset a sequence task: its default length T, the lengths it has (None: any
+    T >= 2, generated to order) and the features of one time step at each length."""
+
+    default_len: int
+    features: Callable[[int], int]
+    lengths: tuple[int, ...] | None = None
+
+    def problem(self, seq_len: int) -> str | None:
+        """Why ``seq_len`` (0: the default) is not a length of this task, or None."""
+        if seq_len == 0:
+            return None
+        if self.lengths is not None and seq_len not in self.lengths:
+            return f"must be one of {', '.join(map(str, self.lengths))} (or 0: {self.default_len})"
+        if seq_len < 2:
+            return "must be >= 2 (or 0: the task's default)"
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +80,24 @@ class DatasetInfo:
     #: flattened in this order, or channels first where ``channels_first``
     image_shape: tuple[int, int, int] | None = None
     channels_first: bool = False
+    #: "classify" (integer labels, cross-entropy) or "regress" (one float target, squared error)
+    task: str = "classify"
+    #: a sequence task (rows are T steps of F features, time-major); None: not a sequence
+    sequence: Sequence | None = None
+
+    def input_shape_at(self, seq_len: int = 0) -> tuple[int, ...]:
+        """One example's shape as a network sees it: an image (H, W, C), a sequence (T, F) of
+        ``seq_len`` steps (0: the task's default), or (features,)."""
+        if self.sequence is not None:
+            t = seq_len or self.sequence.default_len
+            return (t, self.sequence.features(t))
+        return self.image_shape or (self.n_in,)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """One example's shape as a network sees it: an image (H, W, C), or (features,)."""
-        return self.image_shape or (self.n_in,)
+        return self.input_shape_at()
+
+    @property
+    def n_out(self) -> int:
+        """Outputs of a network for this task: a logit per class, or one number."""
+        return 1 if self.task == "regress" else self.n_classes

@@ -79,6 +79,9 @@ class Family:
     implementation: str | ModuleType | Any  # a module, its import path, or any object with its functions
     reads: tuple[str, ...] = ()  # shared config fields it uses (others are reset to their defaults)
     fields: Mapping[str, Field] = dataclasses.field(default_factory=dict)  # fields of its own
+    #: defaults of shared fields for this family's configs, under what an experiment sets (a
+    #: recurrent net: one layer and a sequence task, where the MLP's defaults are 8 and digits)
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     check: Callable[[Mapping], str | None] | None = None  # cross-field rule: None or "field ... problem"
     mean_field: Callable[[Mapping], bool] | None = None  # whether the MLP's mean-field theory applies
     #: XLA:CPU's LLVM optimisation level for this family's programs. Level 1 compiles a small MLP
@@ -86,6 +89,17 @@ class Family:
     #: hot loop is not matmuls (the CNN's im2col) may run slower at 1. A family's own choice, so a
     #: config's numbers never depend on the sweep it is planned in (levels differ in the last bits).
     cpu_optimization_level: int = 1
+    #: whether configs of several depths may share a program, the shallower ones masked
+    #: (``Context.active``); False: one program per depth
+    pads_depth: bool = True
+    #: the results table of its per-site probes: "layers" (sites are layers or blocks) or
+    #: "timesteps" (sites are the time steps of a recurrent net)
+    site_table: str = "layers"
+    #: the (σ_w², σ_b²) mean-field theory sees for a config (None: the init rule's σ_w² and σ_b²)
+    mean_field_point: Callable[[Mapping], tuple[float, float]] | None = None
+    #: a family's own theory columns for one config where ``mean_field`` applies (a recurrent net's
+    #: predicted per-step factor); ``tables.THEORY_COLUMNS`` lists them, NaN elsewhere
+    theory: Callable[[Mapping], dict[str, float]] | None = None
 
     def impl(self):
         """The implementation module (imported on first use: it loads JAX)."""
@@ -143,5 +157,6 @@ def of(arch) -> Family:
 
 from satbench.families import mlp  # noqa: E402, I001  (the built-in families register themselves; the default first)
 from satbench.families import cnn  # noqa: E402
+from satbench.families import recurrent  # noqa: E402
 
-__all__ = ["Cost", "DataShape", "Family", "cnn", "get", "known", "mlp", "of", "on_register", "register"]
+__all__ = ["Cost", "DataShape", "Family", "cnn", "get", "known", "mlp", "of", "on_register", "recurrent", "register"]

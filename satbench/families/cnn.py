@@ -52,6 +52,6 @@ CNN = families.register(families.Family(
     check=check,
     # circular padding: the q-map and χ₁ are the fully connected ones with fan-in k²·C (Xiao et al. 2018)
     mean_field=lambda values: (values["norm"] == "none" and not values["residual"]
-                               and values["padding"] == "circular"),
+                               and values["padding"] == "circular" and values["init"] != "identity"),
     cpu_optimization_level=2,  # im2col's gathers ran 11 % slower at level 1 (depth 16, 16 channels)
 ))

@@ -10,5 +10,5 @@ MLP = families.register(families.Family(
     description="multilayer perceptron: depth dense layers of width units (inputs flattened)",
     implementation="satbench.mlp",
     reads=("width", "norm", "residual", "residual_scale", "layers"),
-    mean_field=lambda values: values["norm"] == "none" and not values["residual"],
+    mean_field=lambda values: values["norm"] == "none" and not values["residual"] and values["init"] != "identity",
 ))

@@ -1,0 +1,65 @@
+"""Sequence tasks for recurrent nets, generated or derived offline and deterministic.
+
+Every reader takes ``seq_len`` (T) and returns rows of T·F numbers, time-major (step 1's F
+features first); ``satbench.train.data_arrays`` reshapes them to (T, F).
+
+``adding``  the adding problem (Hochreiter & Schmidhuber 1997, in the U[0, 1] form of Le et al.
+            2015 and Arjovsky et al. 2016): each step is (value, marker), values uniform in [0, 1],
+            exactly two markers, one in each half of the sequence; the target is the sum of the two
+            marked values. Predicting the constant 1 has mean squared error Var(U₁ + U₂) = 1/6.
+``seq_digits``  scikit-learn's 8×8 digits read row by row (T = 8 steps of 8 pixels) or pixel by
+            pixel (T = 64 steps of 1), the classic "sequential MNIST" at a CPU's scale.
+``permuted_seq_digits``  the same pixels, one per step, in one fixed random order (the
+            "permuted MNIST" of Le et al. 2015): neighbouring pixels end up far apart in time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from satbench.data import shipped
+from satbench.data.base import Raw
+
+#: the seed of the fixed pixel order of permuted_seq_digits (changing it changes every result)
+PERMUTATION_SEED = 1234
+#: |prediction − target| below this counts a sequence as solved (Hochreiter & Schmidhuber 1997)
+ADDING_TOLERANCE = 0.04
+
+
+def adding(seq_len: int, n_train: int = 10_000, n_test: int = 1_000, seed: int = 0) -> Raw:
+    """The adding problem of length ``seq_len``: (n, T·2) rows of (value, marker) pairs and float
+    targets. Train and test come from independent streams of one seed."""
+    x_train, y_train = _adding_examples(np.random.default_rng([seed, 0]), n_train, seq_len)
+    x_test, y_test = _adding_examples(np.random.default_rng([seed, 1]), n_test, seq_len)
+    meta = {"n_classes": 1, "seq_len": seq_len, "features": 2,
+            "source": f"adding problem, T = {seq_len}, seed {seed}"}
+    return Raw(x_train, y_train, x_test, y_test, meta)
+
+
+def _adding_examples(rng, n: int, seq_len: int):
+    values = rng.uniform(0.0, 1.0, size=(n, seq_len))
+    half = seq_len // 2
+    first = rng.integers(0, half, size=n)  # one marker in each half
+    second = rng.integers(half, seq_len, size=n)
+    markers = np.zeros((n, seq_len))
+    rows = np.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    target = values[rows, first] + values[rows, second]
+    x = np.stack([values, markers], axis=-1).reshape(n, 2 * seq_len)
+    return x.astype(np.float32), target.astype(np.float32)
+
+
+def seq_digits(seq_len: int = 8) -> Raw:
+    """The digits' pixels in reading order: rows of 8 (T = 8) or single pixels (T = 64) are the
+    same numbers, so the rows are the digits' own (only the reshape differs)."""
+    raw = shipped.digits()
+    return raw._replace(meta={**raw.meta, "seq_len": seq_len, "features": 64 // seq_len})
+
+
+def permuted_seq_digits(seq_len: int = 64) -> Raw:
+    """The digits' 64 pixels one per step, in a fixed random order."""
+    raw = shipped.digits()
+    order = np.random.default_rng(PERMUTATION_SEED).permutation(64)
+    meta = {**raw.meta, "seq_len": seq_len, "features": 1, "permutation_seed": PERMUTATION_SEED}
+    return Raw(raw.x_train[:, order], raw.y_train, raw.x_test[:, order], raw.y_test, meta)

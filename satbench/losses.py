@@ -1,0 +1,51 @@
+"""The loss of a task and what counts as a correct prediction, by the dataset's ``task``.
+
+``classify``: softmax cross-entropy on integer labels; correct when the largest logit is the label.
+``regress``: squared error of the network's one output; correct when it is within
+``REGRESSION_TOLERANCE`` of the target (the adding problem's criterion, Hochreiter & Schmidhuber
+1997), so "accuracy" is the fraction of sequences solved.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax.numpy as jnp
+import optax
+
+#: |output − target| below this counts as correct for a regression task
+REGRESSION_TOLERANCE = 0.04
+TASKS = ("classify", "regress")
+
+
+class Loss(NamedTuple):
+    per_example: Callable  # (outputs (batch, n_out), targets (batch,)) -> (batch,)
+    correct: Callable  # same arguments -> (batch,) bool
+
+    def mean(self, outputs, targets):
+        return self.per_example(outputs, targets).mean()
+
+
+def _squared_error(outputs, targets):
+    return (outputs[..., 0] - targets) ** 2
+
+
+def _within_tolerance(outputs, targets):
+    return jnp.abs(outputs[..., 0] - targets) < REGRESSION_TOLERANCE
+
+
+def _argmax_is_label(outputs, labels):
+    return jnp.argmax(outputs, -1) == labels
+
+
+LOSSES = {
+    "classify": Loss(optax.softmax_cross_entropy_with_integer_labels, _argmax_is_label),
+    "regress": Loss(_squared_error, _within_tolerance),
+}
+
+
+def for_task(task: str) -> Loss:
+    try:
+        return LOSSES[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}") from None
