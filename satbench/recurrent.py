@@ -42,6 +42,8 @@ CANDIDATE = {"rnn": "z", "lstm": "g", "gru": "n"}
 STREAMS = {"u_first": 0, "u_rest": 1, "w_rec": 2, "b": 3, "w_out": 4, "b_out": 5}
 #: squarings of W in the Gelfand estimate of its spectral radius, ρ = lim ‖W^k‖^(1/k), k = 2^this
 RADIUS_SQUARINGS = 14
+#: a rescaled power's norm below this has underflowed (float32's smallest normal number: 1.2e-38)
+TINY = 1e-30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,18 +190,23 @@ def _cell(model: str, phi, w_rec):
 def spectral_radius(w) -> jax.Array:
     """max |λ| of a square matrix by Gelfand's formula, ρ = lim ‖W^k‖^(1/k), at k = 2^14 by
     repeated squaring, rescaled each time: matmuls only (no eigensolver, so it runs on any
-    device and under vmap). For σ·Q orthogonal or σ·I the estimate is σ·n^(1/2k) (n = 256: 1.7e-4
-    high); for a random Gaussian matrix it matches an eigensolver to about 1e-3 (a test). A
-    non-finite matrix gives NaN."""
-    log_norm = jnp.zeros((), w.dtype)  # ln ‖W^(2^j)‖ after step j
-    m = w
-    for j in range(RADIUS_SQUARINGS + 1):
-        if j:
-            m = m @ m
+    device and under vmap). ‖W^k‖^(1/k) >= ρ at every k. For σ·Q orthogonal or σ·I the estimate is
+    σ·n^(1/2k) (n = 256: 1.7e-4 high); for a random Gaussian matrix it matches an eigensolver to
+    about 1e-3 (a test). A strongly non-normal matrix (a Jordan block) can make ‖W^2k‖/‖W^k‖²
+    underflow float32: the squaring stops there and the estimate stays an upper bound, less tight.
+    A zero matrix gives 0, a non-finite one NaN."""
+    norm = jnp.sqrt(jnp.sum(w**2))
+    estimate, log_norm = norm, jnp.log(norm)  # log_norm: ln ‖W^(2^j)‖ after step j
+    m = w / jnp.where(norm > 0, norm, 1.0)
+    usable = norm > 0
+    for j in range(1, RADIUS_SQUARINGS + 1):
+        m = m @ m
         norm = jnp.sqrt(jnp.sum(m**2))
-        log_norm = 2 * log_norm + jnp.log(norm)
-        m = m / jnp.where(norm > 0, norm, 1.0)
-    return jnp.exp(log_norm / 2**RADIUS_SQUARINGS)
+        usable = usable & (norm > TINY) & jnp.isfinite(norm)
+        log_norm = jnp.where(usable, 2 * log_norm + jnp.log(jnp.where(usable, norm, 1.0)), log_norm)
+        estimate = jnp.where(usable, jnp.exp(log_norm / 2**j), estimate)
+        m = m / jnp.where(usable, norm, 1.0)
+    return estimate
 
 
 def architecture(values, depth: int, shape: DataShape, activations_: tuple, inits_: tuple, layers: str):

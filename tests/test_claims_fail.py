@@ -72,8 +72,9 @@ def swap(column: str, a, b) -> Callable:
         runs[column] = col.where(~(col == a), b).where(~(col == b), a).astype(col.dtype)
         if column in THEORY_KEYS:
             keys = [k for k in THEORY_KEYS if k in runs.columns]
-            theory = results.runs.drop_duplicates(keys)[keys + list(tables.THEORY_COLUMNS)]
-            runs = runs.drop(columns=list(tables.THEORY_COLUMNS)).merge(theory, on=keys, how="left")
+            columns = [c for c in tables.THEORY_COLUMNS if c in runs.columns]  # stored results may predate some
+            theory = results.runs.drop_duplicates(keys)[keys + columns]
+            runs = runs.drop(columns=columns).merge(theory, on=keys, how="left")
             runs = runs[results.runs.columns]
         return _with(results, "runs", runs)
 
