@@ -54,7 +54,8 @@ def start(exp: spec.Experiment, profile: str | None, *, n_configs: int, shard, p
         "n_configs": n_configs,
         "versions": machine.versions(),
         "devices": [str(d) for d in devices],
-        "datasets": {"|".join(map(str, key)): {"source": ds.meta.get("source"), "preprocess": ds.meta["preprocess"],
+        # name|preprocess|train_subset, and |seq_len for a sequence task
+        "datasets": {"|".join(map(str, key if key[3:] and key[3] else key[:3])): {"source": ds.meta.get("source"), "preprocess": ds.meta["preprocess"],
                                                "n_train": len(ds.y_train), "n_test": len(ds.y_test)}
                      for key, ds in datasets.items()},
         "memory_budget": {"bytes_per_device": budget[0], "source": budget[1]},

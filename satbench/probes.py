@@ -80,7 +80,8 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
     """
     model = nnx.merge(graphdef, params)
     arch = model.arch
-    taps = jnp.zeros((arch.n_sites, x.shape[0], *arch.site_shape), x.dtype)
+    sites = getattr(arch, "n_sites", arch.depth)  # a layered family's sites are its layers
+    taps = jnp.zeros((sites, x.shape[0], *arch.site_shape), x.dtype)
 
     def loss_fn(p, t):
         fwd = nnx.merge(graphdef, p)(x, ctx, taps=t)
