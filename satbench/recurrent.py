@@ -19,7 +19,8 @@ signal ‖∂L/∂h_t‖ that Bengio et al. (1994) and Pascanu et al. (2013) stu
 
 Weights: every gate's w × w recurrent block is drawn by ``recurrent_init`` with gain σ_w² (the
 lane's ``sigma_w2``: ``identity`` gives σ_w·I, the IRNN of Le et al. 2015, ``orthogonal`` σ_w·Q),
-the input and readout weights by ``init`` at gain 1 (N(0, 1/fan_in) for gaussian), biases N(0, σ_b²).
+the input weights by ``init`` at gain ``input_sigma2`` (per lane; N(0, input_sigma2/fan_in) for
+gaussian: Le et al. start their IRNN's inputs small), the readout by ``init`` at gain 1, biases N(0, σ_b²).
 """
 
 from __future__ import annotations
@@ -99,9 +100,10 @@ class Network(nnx.Module):
         w, g, depth = arch.width, arch.gates, arch.depth
         input_rule = _init_rule(arch.init, init_index)
         recurrent_rule = inits.get_init(arch.recurrent_init)
-        u_first = input_rule(_noise(key, "u_first", (arch.n_in, g * w)), 1.0)
+        input_gain = 1.0 if lane is None else lane["input_sigma2"]
+        u_first = input_rule(_noise(key, "u_first", (arch.n_in, g * w)), input_gain)
         u_rest = jax.vmap(input_rule, in_axes=(0, None))(
-            after(_noise(key, "u_rest", (depth - 1, w, g * w), layer0=2), u_first), 1.0)
+            after(_noise(key, "u_rest", (depth - 1, w, g * w), layer0=2), u_first), input_gain)
         # one w × w block per gate and layer, each drawn by the rule (an orthogonal block is orthogonal)
         blocks = _noise(key, "w_rec", (depth, g, w, w), layer0=1)
         blocks = jax.vmap(jax.vmap(recurrent_rule, in_axes=(0, None)), in_axes=(0, None))(

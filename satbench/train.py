@@ -244,7 +244,8 @@ def _reads_lane(arch) -> bool:
     """Whether the family's ``Network`` takes the lane at init (its own per-lane fields)."""
     import inspect
 
-    return "lane" in inspect.signature(models.network_class(arch)).parameters
+    # the constructor's own signature: an nnx.Module class's is its metaclass's (*args, **kwargs)
+    return "lane" in inspect.signature(models.network_class(arch).__init__).parameters
 
 
 def run(program: Program, lane: Lane, data: Data) -> Record:

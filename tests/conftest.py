@@ -96,7 +96,8 @@ def assert_same_results(got, want, ids=None):
 #: remedies' sigmoid32 end to end; every figure renders there from stored tables (test_figures.py).
 SLOW_REPRODUCTIONS = {("glorot2010", "quick"), ("schoenholz2017", "row60"), ("klambauer2017_training", "test"),
                       ("ioffe2015", "quick"), ("he2016", "test"), ("hanin2018", "quick"), ("saxe2014", "test"),
-                      ("pennington2017", "test"), ("xiao2018", "quick"), ("xiao2018_training", "quick")}
+                      ("pennington2017", "test"), ("xiao2018", "quick"), ("xiao2018_training", "quick"),
+                      ("hochreiter1997", "quick"), ("le2015", "quick")}
 
 
 def assert_identical_results(got, want):

@@ -284,6 +284,34 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("Gaussian nets' measured var(s²) ÷ 100",
                      transform("runs", "jac_var_s2", lambda v, rows: v / 100, runs_of(init="gaussian")), {0}, {1}),
     ]),
+    ("pascanu2013", "test"): (6, [  # bound, λ₁ < 1/γ vanishes, sigmoid 1 < λ₁ < 4 vanishes, tanh explodes
+        # above, clipping keeps exploding nets finite while unclipped diverge, clipped moderate ones learn
+        # tanh's factors (0.23 at λ₁ = 0.5, ≥ 1.08 above 1) under sigmoid's γ = 1/4 break the bound, and
+        # "sigmoid" then holds tanh's exploding nets at 1 < λ₁ < 4
+        Perturbation("activation labels tanh <-> sigmoid", swap("activation", "tanh", "sigmoid"), {0, 1, 2}),
+        # × e: tanh at λ₁ = 0.9 ... (0.67 → 1.8) and sigmoid at 3.5 (0.38 → 1.04) cross 1; the bound breaks
+        Perturbation("every fitted per-step factor × e", transform("runs", "time_decay", lambda v, rows: v * np.e),
+                     {0, 1, 2}, {3}),
+        Perturbation("unclipped nets never diverge (diverged = False)",
+                     transform("runs", "diverged", lambda v, rows: v & False, runs_of(remedy="none")), {4},
+                     {0, 1, 2, 3, 5}),
+        Perturbation("clipped nets' final loss × 10",
+                     transform("runs", "final_loss", lambda v, rows: v * 10, runs_of(remedy="clip")), {5},
+                     {0, 1, 2, 3, 4}),
+    ]),
+    ("hochreiter1997", "quick"): (4, [  # per T = 100, 150: LSTM solves, tanh RNN at the baseline
+        Perturbation("model labels lstm <-> rnn", swap("model", "lstm", "rnn"), {0, 1, 2, 3}),
+        Perturbation("LSTM final MSE × 100 (0.0001 → 0.01)",
+                     transform("runs", "final_loss", lambda v, rows: v * 100, runs_of(model="lstm")), {0, 2}, {1, 3}),
+        Perturbation("LSTM test sequences solved × 0.9",
+                     transform("runs", "final_test_accuracy", lambda v, rows: v * 0.9, runs_of(model="lstm")),
+                     {0, 2}, {1, 3}),
+    ]),
+    ("le2015", "quick"): (4, [  # per T = 150, 200: IRNN beats the baseline, tanh RNN at it
+        Perturbation("remedy labels none <-> irnn", swap("remedy", "none", "irnn"), {0, 1, 2, 3}),
+        Perturbation("IRNN final MSE × 10 (≈ 0.01 → 0.1)",
+                     transform("runs", "final_loss", lambda v, rows: v * 10, runs_of(remedy="irnn")), {0, 2}, {1, 3}),
+    ]),
     ("vanishing", "stored"): (3, [  # sigmoid shrinks > 4×/layer, ReLU + He flat, tanh ≫ sigmoid
         # claim 0 under the swap: tanh's factor is ≈ 1 at σ_w² = 1, the bound 1/4
         Perturbation("activation labels sigmoid <-> tanh", swap("activation", "sigmoid", "tanh"),
@@ -434,6 +462,14 @@ REPRODUCTIONS = [
     # depth 256, 200 SGD steps: delta-orthogonal at criticality trains, ordered and chaotic nets stay near
     # chance, Gaussian kernels at criticality below the trains bar
     ("xiao2018_training", "quick", 3),
+    # vanilla RNNs: eq. 7's bound, vanishing below λ₁ = 1/γ (sigmoid too at 1 < λ₁ < 4), tanh explodes above,
+    # clipping keeps exploding nets finite and lets the moderate ones learn
+    ("pascanu2013", "test", 6),
+    pytest.param("pascanu2013", "quick", 6, marks=slow),
+    # the adding problem at T = 100, 150: the LSTM solves it, a tanh RNN stays at the baseline
+    pytest.param("hochreiter1997", "quick", 4, marks=slow),
+    # the adding problem at T = 150, 200: the IRNN beats the baseline, a tanh RNN stays at it
+    pytest.param("le2015", "quick", 4, marks=slow),
 ]
 
 

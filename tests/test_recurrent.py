@@ -55,6 +55,22 @@ def test_digit_sequences_are_the_digits_rows_or_pixels_and_a_fixed_permutation_o
     assert moved > 50
 
 
+def test_pixel_mnist_reads_the_data_folder_one_pixel_per_step_in_order_or_permuted(tmp_path):
+    from test_data import _mnist_like, _write_idx_folder
+
+    arrays = _mnist_like(30, 10)
+    where = _write_idx_folder(tmp_path / "mnist", arrays)
+    plain = data.load("seq_mnist", data_dir=tmp_path, n_train=30, n_test=10)
+    perm = data.load("permuted_mnist", data_dir=tmp_path, n_train=30, n_test=10)
+    assert where.is_dir() and plain.x_train.shape == (30, 784) and plain.meta["seq_len"] == 784
+    np.testing.assert_allclose(plain.x_train, arrays["x_train"].reshape(30, -1) / 255 - 0.5, atol=1e-6)
+    shaped = train.data_arrays(plain, data.describe("seq_mnist"))
+    assert shaped.x_train.shape == (30, 784, 1)
+    np.testing.assert_array_equal(np.sort(perm.x_test, axis=1), np.sort(plain.x_test, axis=1))
+    assert not np.array_equal(perm.x_test, plain.x_test)
+    assert plan.data_shape("permuted_mnist").input_shape == (784, 1)
+
+
 # ------------------------------------------------------------------------- the cells
 def _arch(model="rnn", depth=2, width=6, seq_len=5, n_in=3, n_out=2, activation="tanh",
           recurrent_init="gaussian", init="gaussian"):
@@ -62,8 +78,8 @@ def _arch(model="rnn", depth=2, width=6, seq_len=5, n_in=3, n_out=2, activation=
                                   activation=activation, init=init, recurrent_init=recurrent_init)
 
 
-def _build(arch, sigma_w2=1.3, sigma_b2=0.2, forget_bias=1.0, seed=0):
-    lane = {"forget_bias": jnp.float32(forget_bias)}
+def _build(arch, sigma_w2=1.3, sigma_b2=0.2, forget_bias=1.0, input_sigma2=1.0, seed=0):
+    lane = {"forget_bias": jnp.float32(forget_bias), "input_sigma2": jnp.float32(input_sigma2)}
     return models.init_state(arch, jax.random.key(seed), sigma_w2, sigma_b2, lane=lane)
 
 
@@ -114,6 +130,12 @@ def test_each_cell_equals_a_loop_written_out_in_numpy_from_identical_weights(mod
     np.testing.assert_allclose(np.asarray(fwd.logits), _reference(arch, p, x), rtol=1e-5, atol=1e-6)
     assert fwd.preacts.shape == (arch.seq_len, 4, arch.width)
     assert p["w_rec"].shape == (2, 6, 6 * arch.gates) and p["b"].shape == (2, 6 * arch.gates)
+    _, louder = _build(arch, input_sigma2=4.0)  # the input weights' gain: U doubles, nothing else moves
+    louder = _pure(louder)
+    np.testing.assert_allclose(louder["u_first"], 2 * p["u_first"], rtol=1e-6)
+    np.testing.assert_allclose(louder["u_rest"], 2 * p["u_rest"], rtol=1e-6)
+    for name in ("w_rec", "b", "w_out", "b_out"):
+        np.testing.assert_array_equal(louder[name], p[name])
     if model == "lstm":  # the forget gate's bias starts at forget_bias: one lane's, shifted by it
         _, shifted = _build(arch, forget_bias=3.0)
         diff = _pure(shifted)["b"] - p["b"]
@@ -243,7 +265,8 @@ def test_vmapped_recurrent_lanes_equal_each_config_alone():
         np.testing.assert_allclose(swept.train_loss[i], one.train_loss, rtol=1e-5)
         for name, value in one.tables["timesteps"].items():
             np.testing.assert_allclose(swept.tables["timesteps"][name][i], value, rtol=1e-5, atol=1e-6, err_msg=name)
-    assert 0 < one.tables["timesteps"]["forget_gate"].min() < 1
+    forget = swept.tables["timesteps"]["forget_gate"][:, 0]  # (lanes, T) at initialisation
+    assert forget[0].mean() > 0.6 > 0.4 > forget[1].mean()  # σ(+1) ≈ .73, σ(−1) ≈ .27: each lane's forget_bias
     assert not np.allclose(swept.train_loss[0], swept.train_loss[1])
 
 

@@ -61,6 +61,12 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("permuted_seq_digits", sequences.permuted_seq_digits, 1438, 359, 64, 10, "standardise", (0.0, 16.0),
                 "digits as 64 single pixels in a fixed random order (permuted pixel MNIST at 8×8)",
                 origin="bundled", sequence=Sequence(64, lambda t: 1, lengths=(64,))),
+    DatasetInfo("seq_mnist", sequences.seq_mnist, 60_000, 10_000, 784, 10, "center", (0.0, 255.0),
+                "MNIST read pixel by pixel, 784 steps (Le et al. 2015), from the data folder", origin="folder",
+                folder="mnist", sequence=Sequence(784, lambda t: 1, lengths=(784,))),
+    DatasetInfo("permuted_mnist", sequences.permuted_mnist, 60_000, 10_000, 784, 10, "center", (0.0, 255.0),
+                "MNIST's pixels one per step in a fixed random order (Le et al. 2015), from the data folder",
+                origin="folder", folder="mnist", sequence=Sequence(784, lambda t: 1, lengths=(784,))),
 )}
 
 

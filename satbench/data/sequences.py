@@ -11,13 +11,15 @@ features first); ``satbench.train.data_arrays`` reshapes them to (T, F).
             pixel (T = 64 steps of 1), the classic "sequential MNIST" at a CPU's scale.
 ``permuted_seq_digits``  the same pixels, one per step, in one fixed random order (the
             "permuted MNIST" of Le et al. 2015): neighbouring pixels end up far apart in time.
+``seq_mnist``, ``permuted_mnist``  MNIST from the data folder, 784 pixels one per step (in reading
+            order, or in one fixed random order): Le et al.'s pixel-by-pixel tasks at full scale.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from satbench.data import shipped
+from satbench.data import folder, shipped
 from satbench.data.base import Raw
 
 #: the seed of the fixed pixel order of permuted_seq_digits (changing it changes every result)
@@ -60,6 +62,23 @@ def seq_digits(seq_len: int = 8) -> Raw:
 def permuted_seq_digits(seq_len: int = 64) -> Raw:
     """The digits' 64 pixels one per step, in a fixed random order."""
     raw = shipped.digits()
-    order = np.random.default_rng(PERMUTATION_SEED).permutation(64)
-    meta = {**raw.meta, "seq_len": seq_len, "features": 1, "permutation_seed": PERMUTATION_SEED}
+    return _permuted(raw._replace(meta={**raw.meta, "seq_len": seq_len, "features": 1}), 64)
+
+
+def _permuted(raw: Raw, n_pixels: int) -> Raw:
+    """``raw`` with its pixel columns in the fixed random order of ``PERMUTATION_SEED``."""
+    order = np.random.default_rng(PERMUTATION_SEED).permutation(n_pixels)
+    meta = {**raw.meta, "permutation_seed": PERMUTATION_SEED}
     return Raw(raw.x_train[:, order], raw.y_train, raw.x_test[:, order], raw.y_test, meta)
+
+
+def seq_mnist(where, seq_len: int = 784, **counts) -> Raw:
+    """MNIST's 784 pixels in reading order, one per step (read from the data folder)."""
+    raw = folder.mnist(where, **counts)
+    flat = raw._replace(x_train=raw.x_train.reshape(len(raw.x_train), -1), x_test=raw.x_test.reshape(len(raw.x_test), -1))
+    return flat._replace(meta={**raw.meta, "seq_len": seq_len, "features": 1})
+
+
+def permuted_mnist(where, seq_len: int = 784, **counts) -> Raw:
+    """MNIST's 784 pixels one per step in a fixed random order (read from the data folder)."""
+    return _permuted(seq_mnist(where, seq_len, **counts), 784)

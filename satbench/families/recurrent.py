@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from satbench import families
-from satbench.fields import Field, choices
+from satbench.fields import Field, choices, positive
 
 
 def _known_inits():
@@ -20,6 +20,8 @@ FIELDS = MappingProxyType({
     "recurrent_init": Field(str, "gaussian", "rule of the recurrent weights, gain sigma_w2: gaussian N(0, σ_w²/n), "
                             "orthogonal σ_w·Q, identity σ_w·I (Le et al. 2015), or any init (rnn, lstm, gru)",
                             choices(_known_inits), id_omits_default=True),
+    "input_sigma2": Field(float, 1.0, "gain σ² of the input weights, drawn by init (rnn, lstm, gru)", positive,
+                          batched=True, id_omits_default=True),
     "forget_bias": Field(float, 1.0, "initial bias of the forget gate (lstm; Gers et al. 2000)", batched=True,
                          id_omits_default=True),
 })
@@ -44,7 +46,7 @@ THEORY_EXAMPLES = 1000
 
 def input_variance(values):
     """(examples, T): Var((x_t U)_i) = gain · ‖x_t‖² / F of each of the first ``THEORY_EXAMPLES``
-    training sequences at each step, U drawn by ``init`` at gain 1 (N(0, gain/F))."""
+    training sequences at each step, U drawn by ``init`` at gain ``input_sigma2`` (N(0, gain/F))."""
     import numpy as np
 
     from satbench import data, inits
@@ -52,7 +54,7 @@ def input_variance(values):
     x = data.load(values["dataset"], preprocess=values["preprocess"], train_subset=values["train_subset"],
                   seq_len=values["seq_len"]).x_train[:THEORY_EXAMPLES]
     x = x.reshape(x.shape[0], values["seq_len"], -1).astype(np.float64)
-    return inits.mean_field_sigma_w2(values["init"], 1.0) * np.mean(x**2, axis=-1)
+    return inits.mean_field_sigma_w2(values["init"], values["input_sigma2"]) * np.mean(x**2, axis=-1)
 
 
 def mean_field_point(values) -> tuple[float, float]:
@@ -77,20 +79,20 @@ def theory(values) -> dict[str, float]:
     return {"time_decay_theory": float(factor)}
 
 
-def _declare(name: str, description: str, reads: tuple[str, ...], **extra) -> families.Family:
+def _declare(name: str, description: str, own: tuple[str, ...], **extra) -> families.Family:
     return families.register(families.Family(
         name=name, description=description, implementation="satbench.recurrent",
-        reads=("width",), fields={k: FIELDS[k] for k in reads}, check=check,
+        reads=("width",), fields={k: FIELDS[k] for k in own}, check=check,
         defaults={"depth": 1, "dataset": "adding"}, pads_depth=False, site_table="timesteps", **extra,
     ))
 
 
 RNN = _declare("rnn", "vanilla recurrent net h_t = φ(x_t U + h_{t−1} W + b), time under lax.scan",
-               ("recurrent_init",),
+               ("recurrent_init", "input_sigma2"),
                # the state's variance follows the feed-forward q-map with the input in the bias term;
                # the identity is not a random matrix
                mean_field=lambda values: values["recurrent_init"] != "identity",
                mean_field_point=mean_field_point, theory=theory)
 LSTM = _declare("lstm", "long short-term memory (Hochreiter & Schmidhuber 1997, with a forget gate)",
-                ("recurrent_init", "forget_bias"))
-GRU = _declare("gru", "gated recurrent unit (Cho et al. 2014)", ("recurrent_init",))
+                ("recurrent_init", "input_sigma2", "forget_bias"))
+GRU = _declare("gru", "gated recurrent unit (Cho et al. 2014)", ("recurrent_init", "input_sigma2"))
