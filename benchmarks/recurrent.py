@@ -34,7 +34,7 @@ import numpy as np
 RTOL = 1e-3
 CELLS = ("rnn", "lstm")
 GATES = {"rnn": 1, "lstm": 4}
-WORKLOAD = dict(seq_len=50, width=64, batch_size=32, steps=500, learning_rate=0.05,
+WORKLOAD = dict(seq_len=50, width=64, batch_size=32, steps=500, learning_rate=0.01,
                 sigma_w2=(0.5, 1.0, 2.0), seeds=(0, 1, 2, 3))
 TINY = dict(WORKLOAD, seq_len=10, width=16, steps=20, sigma_w2=(1.0,), seeds=(0, 1))
 EVAL = 2048  # satbench's final train loss covers the first min(2048, n_train) training sequences
@@ -258,7 +258,7 @@ def crosscheck(wl: dict, out: Path) -> dict:
     x, y = adding_arrays(wl["seq_len"])
     report = {}
     for cell in CELLS:
-        seed, sw2 = wl["seeds"][-1], wl["sigma_w2"][-1]
+        seed, sw2 = wl["seeds"][-1], wl["sigma_w2"][len(wl["sigma_w2"]) // 2]
         p, idx = satbench_start(cell, seed, sw2, wl, len(x))
         losses_jax, final_jax = jax_train(cell, wl["learning_rate"])(
             {k: jnp.asarray(v) for k, v in p.items()}, jnp.asarray(x), jnp.asarray(y), jnp.asarray(idx))

@@ -388,9 +388,11 @@ def _dataset_rows(data_dir) -> list[str]:
         info = data.describe(name)
         ok, where = data.availability(name, data_dir)
         status = where if ok else "unavailable"
-        shape = "×".join(map(str, info.image_shape)) if info.image_shape else f"{info.n_in}"
+        shape = "×".join(map(str, info.input_shape))  # an image's H×W×C, a sequence's T×F (at its default T)
+        targets = {"regress": "regression", "classify_steps": f"{info.n_classes} classes per step"}.get(
+            info.task, f"{info.n_classes:>2} classes")
         rows.append(f"{name:<20} {info.n_train:>6} train {info.n_test:>6} test {shape:>8} features "
-                    f"{info.n_classes:>2} classes  auto={info.preprocess:<11}  [{status}]  {info.source}")
+                    f"{targets}  auto={info.preprocess:<11}  [{status}]  {info.source}")
         if not ok:
             rows.append(f"    {where}")
     return rows

@@ -70,7 +70,7 @@ class Context(NamedTuple):
 
 
 class Forward(NamedTuple):
-    logits: jax.Array  # (batch, n_out)
+    logits: jax.Array  # (batch, n_out); (batch, T, n_out) for a task with a label per step
     preacts: jax.Array  # (sites, batch, *site_shape): the input of each φ (after norm, if any)
     batch_stats: NormStats | None  # the batch's BatchNorm statistics (None without batchnorm)
     #: a family's own per-site numbers, each (sites,), probed beside the shared columns (a recurrent

@@ -222,7 +222,7 @@ def data_shape(dataset_name: str, seq_len: int = 0) -> families.DataShape:
     """One example's shape (a sequence task's at ``seq_len`` steps) and the network's outputs,
     from the dataset's description: planning reads no data."""
     info = data.describe(dataset_name)
-    return families.DataShape(info.input_shape_at(seq_len), info.n_out)
+    return families.DataShape(info.input_shape_at(seq_len), info.n_out, per_step=info.task == "classify_steps")
 
 
 def _bucket_depths(depths_counts: list[tuple[int, int]], cost, layers_field: str, values: dict,

@@ -3,7 +3,7 @@
 
 A net is ``depth`` recurrent layers over a (T, F) sequence, time under ``lax.scan``; layer 1 reads
 the input, layer l > 1 the states of layer l − 1, and a dense readout maps the top layer's last
-state to the outputs. The cells (x_t: the layer's input, h the state, φ the config's activation,
+state to the outputs (every state, for a task with a label per step). The cells (x_t: the layer's input, h the state, φ the config's activation,
 σ the logistic sigmoid):
 
 ``rnn``   z_t = x_t U + h_{t−1} W + b,  h_t = φ(z_t)
@@ -60,6 +60,7 @@ class Architecture:
     activation: tuple[str, ...]
     init: tuple[str, ...]  # input and readout weights' rule, chosen per lane
     recurrent_init: str = "gaussian"
+    per_step: bool = False  # read out every state (a label per step) instead of the last
     norm = ("none",)
     layers = "scan"
 
@@ -137,8 +138,8 @@ class Network(nnx.Module):
             carry, (zs, seq, extras) = jax.lax.scan(_cell(arch.model, phi, w_rec[layer]),
                                                     _initial_carry(arch, x.shape[0], x.dtype),
                                                     (drive, layer_taps))
-        last = seq[-1]
-        logits = last @ self.w_out[...] + self.b_out[...]
+        read = jnp.swapaxes(seq, 0, 1) if arch.per_step else seq[-1]  # (batch, T, width) or (batch, width)
+        logits = read @ self.w_out[...] + self.b_out[...]
         extras = {"state_norm": jnp.sqrt(jnp.mean(jnp.sum(seq**2, axis=-1), axis=-1)), **extras}
         return Forward(logits, zs, None, extras)
 
@@ -215,7 +216,7 @@ def architecture(values, depth: int, shape: DataShape, activations_: tuple, init
     seq_len, features = shape.input_shape
     return Architecture(model=values["model"], n_in=features, n_out=shape.n_out, seq_len=seq_len,
                         width=values["width"], depth=depth, activation=activations_, init=inits_,
-                        recurrent_init=values["recurrent_init"])
+                        recurrent_init=values["recurrent_init"], per_step=shape.per_step)
 
 
 def cost(values, depth: int, shape: DataShape) -> Cost:

@@ -270,6 +270,10 @@ def _check_consistency(values: dict, where: str) -> None:
     if problem:
         raise SpecError(f"{where}: {problem}")
     family = families.get(values["model"])
+    if data.describe(values["dataset"]).task == "classify_steps" and not family.per_step_outputs:
+        able = [n for n in families.known() if families.get(n).per_step_outputs]
+        raise SpecError(f"{where}: dataset {values['dataset']!r} has a label at every step, which model "
+                        f"{values['model']} cannot output; allowed models: {', '.join(able)}")
     problem = family.check(values) if family.check else None
     if problem:
         raise SpecError(f"{where}: model {values['model']}: {problem}")

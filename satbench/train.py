@@ -222,7 +222,7 @@ def _blocked_loss_accuracy(model, x, y, ctx, loss: losses.Loss):
     n_blocks = -(-n // EVAL_BLOCK)
     pad = n_blocks * EVAL_BLOCK - n
     xb = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape(n_blocks, EVAL_BLOCK, *x.shape[1:])
-    yb = jnp.pad(y, (0, pad)).reshape(n_blocks, EVAL_BLOCK)
+    yb = jnp.pad(y, ((0, pad),) + ((0, 0),) * (y.ndim - 1)).reshape(n_blocks, EVAL_BLOCK, *y.shape[1:])
     weight = (jnp.arange(n_blocks * EVAL_BLOCK) < n).reshape(n_blocks, EVAL_BLOCK)
 
     def block(args):

@@ -71,6 +71,42 @@ def test_pixel_mnist_reads_the_data_folder_one_pixel_per_step_in_order_or_permut
     assert plan.data_shape("permuted_mnist").input_shape == (784, 1)
 
 
+def test_copy_task_asks_for_the_first_ten_symbols_after_the_delay_and_its_baseline_is_10_ln8_over_t():
+    ds = data.load("copy", seq_len=30)
+    codes = ds.x_train.reshape(-1, 30, 10).argmax(-1)
+    symbols = codes[:, :10]
+    assert symbols.max() < 8 and np.all(codes[:, 10:19] == 8) and np.all(codes[:, 19] == 9)
+    assert np.all(codes[:, 20:] == 8)
+    np.testing.assert_array_equal(ds.y_train[:, 20:], symbols)
+    assert np.all(ds.y_train[:, :20] == 8) and ds.y_train.shape == (10_000, 30)
+    assert ds.meta["memoryless_loss"] == pytest.approx(10 * np.log(8) / 30)
+    # the memoryless net: blanks sure, each recalled symbol a uniform guess among 8
+    logits = np.where(np.arange(10) == 8, 50.0, 0.0)[None, None].repeat(30, 1)
+    logits[:, 20:, :8], logits[:, 20:, 8:] = 0.0, -50.0
+    from satbench import losses
+
+    got = float(losses.for_task("classify_steps").mean(jnp.asarray(logits), jnp.asarray(ds.y_train[:64])))
+    assert got == pytest.approx(ds.meta["memoryless_loss"], rel=1e-4)
+
+
+def test_a_recurrent_net_reads_out_every_step_for_the_copy_task_and_an_mlp_is_refused():
+    (cfg,) = spec.parse('[experiment]\nname = "t"\n[fixed]\nmodel = "gru"\ndataset = "copy"\nwidth = 8\n'
+                        'seq_len = 24\nsteps = 2\n').configs()
+    (group,) = plan.make_plan([cfg])
+    arch = group.program.arch
+    assert arch.per_step and arch.seq_len == 24 and arch.n_in == 10
+    graphdef, params = _build(arch)
+    x = data.load("copy", seq_len=24).x_train[:3].reshape(3, 24, 10)
+    assert nnx.merge(graphdef, params)(x).logits.shape == (3, 24, 10)
+    program = train.make_program(arch, eval_size=64, dataset="copy", seq_len=24, batch_size=8, steps=2, log_every=2)
+    rec = jax.jit(functools.partial(train.run, program))(train.one_lane(arch), train.data_arrays(
+        data.load("copy", seq_len=24), data.describe("copy")))
+    assert np.all(np.isfinite(rec.train_loss)) and rec.train_loss[0] > data.load("copy", seq_len=24).meta["memoryless_loss"]
+    message = _spec_error('dataset = "copy"')
+    assert "label at every step" in message and "rnn, lstm, gru" in message
+    assert "seq_len" in _spec_error('model = "rnn"\ndataset = "copy"\nseq_len = 12')
+
+
 # ------------------------------------------------------------------------- the cells
 def _arch(model="rnn", depth=2, width=6, seq_len=5, n_in=3, n_out=2, activation="tanh",
           recurrent_init="gaussian", init="gaussian"):

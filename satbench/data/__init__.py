@@ -29,6 +29,8 @@ __all__ = ["DATASETS", "PREPROCESS", "DataError", "Dataset", "DatasetInfo", "Raw
 
 #: the adding problem's default length (Le et al. 2015 and Arjovsky et al. 2016 start their sweeps near it)
 ADDING_DEFAULT_LEN = 50
+#: the copy task's default length: a delay of 40 steps between the symbols and their recall
+COPY_DEFAULT_LEN = 60
 
 #: in the order ``satbench list`` shows them: offline first, then the data-folder ones
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
@@ -55,6 +57,10 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                 "adding problem: T steps of (U[0,1] value, marker), target the sum of the two marked values "
                 "(generated; Hochreiter & Schmidhuber 1997)", task="regress",
                 sequence=Sequence(ADDING_DEFAULT_LEN, lambda t: 2)),
+    DatasetInfo("copy", sequences.copy, 10_000, 1_000, COPY_DEFAULT_LEN * 10, 10, "none", None,
+                "copy task: 10 symbols, a delay, a delimiter; write the symbols back in the last 10 steps, a label "
+                "at every step (generated; Hochreiter & Schmidhuber 1997, Arjovsky et al. 2016)",
+                task="classify_steps", sequence=Sequence(COPY_DEFAULT_LEN, lambda t: 10, minimum=22)),
     DatasetInfo("seq_digits", sequences.seq_digits, 1438, 359, 64, 10, "standardise", (0.0, 16.0),
                 "digits read as a sequence: 8 rows of 8 pixels (seq_len 8) or 64 single pixels (seq_len 64)",
                 origin="bundled", sequence=Sequence(8, lambda t: 64 // t, lengths=(8, 64))),
@@ -91,7 +97,7 @@ def check_options(name: str, preprocess_kind: str, train_subset: int, seq_len: i
     if info.sequence is not None and info.sequence.problem(seq_len):
         return f"seq_len of {name} {info.sequence.problem(seq_len)}, got {seq_len}"
     if train_subset and info.task != "classify":
-        return f"train_subset needs class labels; {name} is a regression task"
+        return f"train_subset needs one class label per example; {name} has {info.task.replace('_', ' ')} targets"
     if preprocess_kind not in PREPROCESS:
         return f"unknown preprocess {preprocess_kind!r}; allowed: {', '.join(PREPROCESS)}"
     if preprocess_kind in ("center", "binarise") and info.value_range is None:

@@ -48,6 +48,7 @@ class Sequence:
     default_len: int
     features: Callable[[int], int]
     lengths: tuple[int, ...] | None = None
+    minimum: int = 2  # the shortest length (generated tasks)
 
     def problem(self, seq_len: int) -> str | None:
         """Why ``seq_len`` (0: the default) is not a length of this task, or None."""
@@ -55,8 +56,8 @@ class Sequence:
             return None
         if self.lengths is not None and seq_len not in self.lengths:
             return f"must be one of {', '.join(map(str, self.lengths))} (or 0: {self.default_len})"
-        if seq_len < 2:
-            return "must be >= 2 (or 0: the task's default)"
+        if seq_len < self.minimum:
+            return f"must be >= {self.minimum} (or 0: {self.default_len})"
         return None
 
 
@@ -80,7 +81,8 @@ class DatasetInfo:
     #: flattened in this order, or channels first where ``channels_first``
     image_shape: tuple[int, int, int] | None = None
     channels_first: bool = False
-    #: "classify" (integer labels, cross-entropy) or "regress" (one float target, squared error)
+    #: "classify" (integer labels, cross-entropy), "regress" (one float target, squared error) or
+    #: "classify_steps" (a label at every time step of a sequence: an output per step)
     task: str = "classify"
     #: a sequence task (rows are T steps of F features, time-major); None: not a sequence
     sequence: Sequence | None = None

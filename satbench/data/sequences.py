@@ -11,6 +11,10 @@ features first); ``satbench.train.data_arrays`` reshapes them to (T, F).
             pixel (T = 64 steps of 1), the classic "sequential MNIST" at a CPU's scale.
 ``permuted_seq_digits``  the same pixels, one per step, in one fixed random order (the
             "permuted MNIST" of Le et al. 2015): neighbouring pixels end up far apart in time.
+``copy``    the copy task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016): 10 symbols from 8,
+            a delay of blanks, a delimiter, then 10 blanks during which the net must write the 10
+            symbols back; a target at every step (blank until the last 10). T = seq_len steps in all
+            (delay T − 20); a net without memory scores cross-entropy 10·ln 8 / T, per step on average.
 ``seq_mnist``, ``permuted_mnist``  MNIST from the data folder, 784 pixels one per step (in reading
             order, or in one fixed random order): Le et al.'s pixel-by-pixel tasks at full scale.
 """
@@ -24,8 +28,9 @@ from satbench.data.base import Raw
 
 #: the seed of the fixed pixel order of permuted_seq_digits (changing it changes every result)
 PERMUTATION_SEED = 1234
-#: |prediction − target| below this counts a sequence as solved (Hochreiter & Schmidhuber 1997)
-ADDING_TOLERANCE = 0.04
+#: the copy task: symbols to remember, the alphabet they come from, and the blank and delimiter codes
+COPY_SYMBOLS, COPY_ALPHABET, COPY_BLANK, COPY_DELIMITER = 10, 8, 8, 9
+COPY_CLASSES = 10
 
 
 def adding(seq_len: int, n_train: int = 10_000, n_test: int = 1_000, seed: int = 0) -> Raw:
@@ -50,6 +55,33 @@ def _adding_examples(rng, n: int, seq_len: int):
     target = values[rows, first] + values[rows, second]
     x = np.stack([values, markers], axis=-1).reshape(n, 2 * seq_len)
     return x.astype(np.float32), target.astype(np.float32)
+
+
+def copy(seq_len: int, n_train: int = 10_000, n_test: int = 1_000, seed: int = 0) -> Raw:
+    """The copy task in ``seq_len`` steps: one-hot inputs (n, T·10), time-major, and a label for every
+    step (n, T)."""
+    x_train, y_train = _copy_examples(np.random.default_rng([seed, 0]), n_train, seq_len)
+    x_test, y_test = _copy_examples(np.random.default_rng([seed, 1]), n_test, seq_len)
+    meta = {"n_classes": COPY_CLASSES, "seq_len": seq_len, "features": COPY_CLASSES,
+            "memoryless_loss": copy_baseline(seq_len), "source": f"copy task, T = {seq_len}, seed {seed}"}
+    return Raw(x_train, y_train, x_test, y_test, meta)
+
+
+def copy_baseline(seq_len: int) -> float:
+    """Mean per-step cross-entropy of the best net without memory: blanks right, then a uniform
+    guess among the 8 symbols for each of the last 10 steps."""
+    return COPY_SYMBOLS * float(np.log(COPY_ALPHABET)) / seq_len
+
+
+def _copy_examples(rng, n: int, seq_len: int):
+    symbols = rng.integers(0, COPY_ALPHABET, size=(n, COPY_SYMBOLS))
+    codes = np.full((n, seq_len), COPY_BLANK)
+    codes[:, :COPY_SYMBOLS] = symbols
+    codes[:, seq_len - COPY_SYMBOLS - 1] = COPY_DELIMITER
+    labels = np.full((n, seq_len), COPY_BLANK)
+    labels[:, seq_len - COPY_SYMBOLS :] = symbols
+    x = np.eye(COPY_CLASSES, dtype=np.float32)[codes].reshape(n, seq_len * COPY_CLASSES)
+    return x, labels.astype(np.int32)
 
 
 def seq_digits(seq_len: int = 8) -> Raw:

@@ -46,8 +46,9 @@ ENTRY_POINT_GROUP = "satbench.models"
 class DataShape:
     """What a network needs to know of its data: one example's input shape and the classes."""
 
-    input_shape: tuple[int, ...]  # (features,) or (height, width, channels)
+    input_shape: tuple[int, ...]  # (features,), (height, width, channels) or (steps, features)
     n_out: int
+    per_step: bool = False  # a target at every time step: the network outputs (batch, steps, n_out)
 
     @property
     def n_in(self) -> int:
@@ -95,6 +96,8 @@ class Family:
     #: the results table of its per-site probes: "layers" (sites are layers or blocks) or
     #: "timesteps" (sites are the time steps of a recurrent net)
     site_table: str = "layers"
+    #: whether it can give an output at every time step (tasks with a label per step need it)
+    per_step_outputs: bool = False
     #: the (σ_w², σ_b²) mean-field theory sees for a config (None: the init rule's σ_w² and σ_b²)
     mean_field_point: Callable[[Mapping], tuple[float, float]] | None = None
     #: a family's own theory columns for one config where ``mean_field`` applies (a recurrent net's

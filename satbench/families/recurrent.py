@@ -83,7 +83,8 @@ def _declare(name: str, description: str, own: tuple[str, ...], **extra) -> fami
     return families.register(families.Family(
         name=name, description=description, implementation="satbench.recurrent",
         reads=("width",), fields={k: FIELDS[k] for k in own}, check=check,
-        defaults={"depth": 1, "dataset": "adding"}, pads_depth=False, site_table="timesteps", **extra,
+        defaults={"depth": 1, "dataset": "adding"}, pads_depth=False, site_table="timesteps", per_step_outputs=True,
+        **extra,
     ))
 
 
