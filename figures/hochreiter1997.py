@@ -1,11 +1,11 @@
 """Hochreiter & Schmidhuber 1997, Experiment 4: the LSTM solves the adding problem at lengths where a
-vanilla tanh RNN stays at the baseline of predicting 1 (MSE 1/6). The figure is ``adding_problem``'s.
+vanilla tanh RNN stays at the baseline of predicting 1 (MSE 1/6). The figure is ``_adding_problem``'s.
 """
 
 from __future__ import annotations
 
-from satbench.figures.adding_problem import BASELINE, final
-from satbench.figures.adding_problem import plot as plot  # noqa: PLC0414  (this experiment's figure)
+from satbench.figures._adding_problem import BASELINE, final
+from satbench.figures._adding_problem import plot as plot  # noqa: PLC0414  (this experiment's figure)
 
 #: final training MSE that counts as solved in the quick profile: 30× below the baseline
 SOLVED_MSE = 0.005

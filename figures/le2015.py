@@ -1,12 +1,12 @@
 """Le, Jaitly & Hinton 2015: a ReLU RNN whose recurrent matrix starts at the identity (IRNN) learns the
 adding problem where a tanh RNN with Gaussian recurrent weights stays at the baseline of predicting 1
-(MSE 1/6). The figure is ``adding_problem``'s.
+(MSE 1/6). The figure is ``_adding_problem``'s.
 """
 
 from __future__ import annotations
 
-from satbench.figures.adding_problem import BASELINE, final
-from satbench.figures.adding_problem import plot as plot  # noqa: PLC0414  (this experiment's figure)
+from satbench.figures._adding_problem import BASELINE, final
+from satbench.figures._adding_problem import plot as plot  # noqa: PLC0414  (this experiment's figure)
 
 #: the paper's bar for "beats the baseline" (its adding-problem figure: the IRNN's MSE falls well below 0.1)
 BEATS = 0.05

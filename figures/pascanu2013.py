@@ -124,7 +124,7 @@ def claims(results):
     first_loss = results.curves[results.curves["step"] == 0].set_index("config_id")["train_loss"]
     finite = np.isfinite(clipped["final_loss"]) & ~clipped["diverged"].astype(bool)
     moderate = clipped[clipped["lambda1"] <= 2]
-    halved = moderate["final_loss"] < moderate["config_id"].map(first_loss) / 2
+    halved = moderate["final_loss"] < moderate["config_id"].map(first_loss).astype(float) / 2  # (also if empty)
     worst = (f["time_decay"] / f["bound"]).max()
     return [
         dict(claim="the per-step factor of ‖∂L/∂h_t‖² never exceeds (γλ₁)² (eq. 7's bound; 1 % for rounding)",

@@ -292,6 +292,10 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         # × e: tanh at λ₁ = 0.9 ... (0.67 → 1.8) and sigmoid at 3.5 (0.38 → 1.04) cross 1; the bound breaks
         Perturbation("every fitted per-step factor × e", transform("runs", "time_decay", lambda v, rows: v * np.e),
                      {0, 1, 2}, {3}),
+        # ÷ e: no net's factor stays above 1 (tanh at λ₁ = 3.5: 2.1 → 0.78), so none explodes and no
+        # exploding net is left to clip
+        Perturbation("every fitted per-step factor ÷ e", transform("runs", "time_decay", lambda v, rows: v / np.e),
+                     {3, 4, 5}, {0, 1, 2}),
         Perturbation("unclipped nets never diverge (diverged = False)",
                      transform("runs", "diverged", lambda v, rows: v & False, runs_of(remedy="none")), {4},
                      {0, 1, 2, 3, 5}),

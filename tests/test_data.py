@@ -339,7 +339,9 @@ def test_cli_refuses_folder_data_it_cannot_find_with_exit_2_and_writes_nothing(t
     r = CliRunner().invoke(cli.main, ["run", str(toml), "--out", str(out)])
     assert r.exit_code == 2 and "pass --data-dir DIR or set SATBENCH_DATA" in r.stderr and not out.exists()
     rows = cli._dataset_rows(tmp_path)  # what `satbench list --data-dir` prints under "datasets"
-    assert len(rows) == len(data.known_datasets()) + 3  # each folder dataset adds what it needs
+    folders = [n for n in data.known_datasets() if data.describe(n).folder is not None]
+    assert len(folders) == 5  # mnist, fashion_mnist, cifar10, seq_mnist, permuted_mnist
+    assert len(rows) == len(data.known_datasets()) + len(folders)  # each folder dataset adds what it needs
     assert "shapeset" in rows[2] and "[generated]" in rows[2] and "[unavailable]" in rows[4]
 
 

@@ -302,6 +302,31 @@ def check_xiao2018_isometry(fig, results):
     assert {f"{i} (mean over seeds)" for i in inits} <= set(legend(ax_m))
 
 
+def check_pascanu2013(fig, results):
+    axes = panels(fig)
+    assert len(axes) == 4
+    gains = sorted(np.sqrt(results.runs["sigma_w2"].unique()))
+    for ax, act in zip(axes[:2], ["tanh", "sigmoid"]):
+        assert act in ax.get_title() and len(legend(ax)) == len(gains)
+    assert {"tanh: measured", "sigmoid: measured", "tanh: bound (γλ₁)²"} <= set(legend(axes[2]))
+
+
+def _check_adding(fig, results, nets):
+    axes = panels(fig)
+    assert len(axes) == 3
+    lengths = sorted(results.runs["seq_len"].unique())
+    assert set(legend(axes[0])) == {f"{n}, T = {t}" for n in nets for t in lengths}
+    assert set(legend(axes[2])) == set(nets)
+
+
+def check_hochreiter1997(fig, results):
+    _check_adding(fig, results, ["LSTM", "RNN tanh, gaussian"])
+
+
+def check_le2015(fig, results):
+    _check_adding(fig, results, ["IRNN", "RNN tanh, gaussian"])
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 

@@ -51,6 +51,10 @@ FIXTURES = {
     "xiao2018": ("quick", dict(depth=32, init=["gaussian", "delta_orthogonal"], seed=[0, 1])),
     "xiao2018_isometry": ("quick", dict(depth=[4, 8], jacobian_samples=1, seed=[0])),
     "xiao2018_training": ("quick", dict(depth=6, channels=4, steps=20, log_every=10, probe_every=20, seed=[0])),
+    "pascanu2013": ("test", dict(width=16, seq_len=12, steps=20, log_every=10, probe_batch=32,
+                                 sigma_w2=[0.25, 4.0], seed=[0])),
+    "hochreiter1997": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
+    "le2015": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
 }
 
 #: the fixtures whose claims tests/test_claims_fail.py checks on these tables

@@ -5,7 +5,7 @@ Left: ‖∂L/∂h_t‖² at initialisation relative to the last step, against t
 loss's gradient reaches early inputs). Middle: training MSE (on up to 2048 training sequences) against
 the step, median over seeds, one line per net and T. Right: at the end, the fraction of test sequences solved (|output − target| < 0.04,
 Hochreiter & Schmidhuber's criterion) per net and T. ``hochreiter1997`` and ``le2015`` draw this
-figure and check their own claims on it.
+figure and check their own claims on it (a helper module: no experiment names it).
 """
 
 from __future__ import annotations
@@ -91,8 +91,3 @@ def plot(results):
                  f"{runs['seed'].nunique()} seeds")
     return fig
 
-
-if __name__ == "__main__":
-    from satbench.figures._common import standalone
-
-    standalone("adding_problem", plot)
