@@ -88,10 +88,6 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
     return tables
 
 
-#: the per-lane fields mean-field theory depends on
-MEAN_FIELD_LANE = ("sigma_w2", "sigma_b2")
-
-
 def _mean_field_point(row: dict, inits) -> tuple[float, float]:
     """(σ_w², σ_b²) of mean-field theory for one config: its family's, or the init rule's gain."""
     point = families.get(row["model"]).mean_field_point
@@ -142,7 +138,9 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     for i, row in zip(plain.index, plain.to_dict("records")):
         family = families.get(row["model"])
         if family.theory is not None:
-            key = tuple(row[k] for k, f in spec.FIELDS.items() if k in row and (not f.batched or k in MEAN_FIELD_LANE))
+            # theory at initialisation depends on neither the seed nor the learning rate; every other
+            # field may matter (a recurrent net's input_sigma2 is per lane); NaN-safe by its json form
+            key = spec.config_id({k: row[k] for k in spec.FIELDS if k in row and k not in ("seed", "learning_rate")})
             if key not in own:
                 own[key] = family.theory(row)
             for col, value in own[key].items():

@@ -278,6 +278,24 @@ def test_tanh_rnn_factor_matches_mean_field_theory_at_width_256(tmp_path):
     assert np.all(runs["q_star"] > 0) and np.all(runs["mf_sigma_b2"] > 0)  # the input enters as a bias
 
 
+def test_theory_columns_follow_each_config_input_gain():
+    """Configs that differ only in a per-lane field the theory reads (input_sigma2) get their own
+    prediction, not the first one's; seeds share theirs."""
+    from satbench import tables
+
+    exp = spec.parse('[experiment]\nname = "t"\n[fixed]\nmodel = "rnn"\nwidth = 8\nseq_len = 20\nsteps = 0\n'
+                     '[grid]\ninput_sigma2 = [0.1, 4.0]\nseed = [0, 1]\n')
+    rows = pd.DataFrame([{"config_id": c.config_id, **c.values} for c in exp.configs()])
+    cols = tables.theory_columns(rows).join(rows.set_index("config_id")[["input_sigma2", "seed"]])
+    by_gain = cols.groupby("input_sigma2")
+    assert (by_gain["time_decay_theory"].nunique() == 1).all() and (by_gain["mf_sigma_b2"].nunique() == 1).all()
+    low, high = by_gain["time_decay_theory"].first()
+    assert low > high  # a larger input variance saturates tanh more: a smaller factor
+    mean_square = np.mean(data.load("adding", seq_len=20).x_train[:1000].astype(np.float64) ** 2)
+    np.testing.assert_allclose(by_gain["mf_sigma_b2"].first().to_numpy(), np.array([0.1, 4.0]) * mean_square,
+                               rtol=1e-6)
+
+
 def test_recurrent_step_factor_with_a_constant_input_is_chi1_at_that_bias():
     v = np.full((3, 40), 0.3)
     got = float(theory.recurrent_step_factor("tanh", 1.5, 0.1, v, first=10))
