@@ -200,14 +200,14 @@ def run_torch_loop(wl: dict) -> None:
         for sw2 in wl["sigma_w2"]:
             for seed in wl["seeds"]:
                 model = torch_model(cell, x.shape[-1], wl["width"])
-                p = jax_init_numpy(cell, seed, sw2, x.shape[-1], wl["width"])
+                p = numpy_init(cell, seed, sw2, x.shape[-1], wl["width"])
                 torch_set(model, p)
                 torch_train(model, x, y, torch.as_tensor(batch_indices(seed, wl["steps"], wl["batch_size"], len(x))),
                             wl["learning_rate"])
 
 
-def jax_init_numpy(cell: str, seed: int, sigma_w2: float, features: int, width: int) -> dict:
-    """The loop's init in numpy (the PyTorch worker imports no jax)."""
+def numpy_init(cell: str, seed: int, sigma_w2: float, features: int, width: int) -> dict:
+    """The PyTorch loop's init, in numpy (its worker imports no jax), by the JAX loop's rules."""
     rng = np.random.default_rng(seed)
     g = GATES[cell] * width
     return {"u": rng.normal(size=(features, g)) / np.sqrt(features),

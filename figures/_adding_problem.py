@@ -33,6 +33,20 @@ def labelled(results):
     return runs
 
 
+#: a net "stays at the baseline" if it ends no more than this below 1/6
+AT_BASELINE = 0.01
+
+
+def stays_at_baseline(row, t: int, paper: str) -> dict:
+    """The claim that a net (its ``final`` row at length ``t``) learned nothing: every seed's final
+    MSE at least 1/6 − AT_BASELINE."""
+    return dict(
+        claim=f"T = {t}: a tanh RNN (Gaussian W) stays at the baseline (every seed's final MSE ≥ 1/6 − "
+              f"{AT_BASELINE})",
+        paper=paper, measured=f"best seed MSE {row['best']:.4f} vs {BASELINE:.4f}",
+        holds=bool(row["best"] >= BASELINE - AT_BASELINE))
+
+
 def final(results):
     """Per net and T: the median over seeds of the final training MSE, the worst and best seed's, and
     the median and smallest fraction of test sequences solved."""

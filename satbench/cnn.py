@@ -16,7 +16,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from satbench.families import Cost, DataShape
-from satbench.fields import normalises
+from satbench.fields import choices_as_tuples, normalises
 from satbench.models import LayerStack
 
 
@@ -38,9 +38,7 @@ class Architecture:
     model = "cnn"
 
     def __post_init__(self):
-        for name in ("init", "activation", "norm"):
-            if isinstance(getattr(self, name), str):
-                object.__setattr__(self, name, (getattr(self, name),))
+        choices_as_tuples(self, ("init", "activation", "norm"))
 
     @property
     def site_shape(self) -> tuple[int, int, int]:

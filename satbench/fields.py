@@ -59,6 +59,13 @@ def as_choices(value) -> tuple:
     return value if isinstance(value, tuple) else (value,)
 
 
+def choices_as_tuples(arch, names) -> None:
+    """Each of ``names`` on a frozen architecture dataclass as a tuple of choices (``as_choices``):
+    one value given as a string becomes a 1-tuple, so a program's and a config's look alike."""
+    for name in names:
+        object.__setattr__(arch, name, as_choices(getattr(arch, name)))
+
+
 def normalises(norm) -> bool:
     """Whether a config's ``norm``, or some of a program's norms, normalises (then every lane has
     γ and β; a "none" lane's get no gradient and stay at 1 and 0)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from satbench import activations, fits, losses, models
@@ -22,7 +21,7 @@ LAYER_FIELDS = ("grad_norm", "signal_norm", "preact_rms", "act_mean", "act_std",
 
 def cross_entropy(logits, labels):
     """Mean softmax cross-entropy with integer labels."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return losses.for_task("classify").mean(logits, labels)
 
 
 def layer_histograms(values, bins: int, active=None):

@@ -33,6 +33,7 @@ from flax import nnx
 
 from satbench import activations, inits
 from satbench.families import Cost, DataShape
+from satbench.fields import choices_as_tuples
 from satbench.models import Context, Forward, _init_rule, after
 
 #: gates per cell: the blocks of U, W and b, in order
@@ -65,9 +66,7 @@ class Architecture:
     layers = "scan"
 
     def __post_init__(self):
-        for name in ("init", "activation"):
-            if isinstance(getattr(self, name), str):
-                object.__setattr__(self, name, (getattr(self, name),))
+        choices_as_tuples(self, ("init", "activation"))
 
     @property
     def site_shape(self) -> tuple[int]:
@@ -135,7 +134,7 @@ class Network(nnx.Module):
             drive = seq @ u + bias[layer]  # every step's input term in one product
             top = layer == arch.depth - 1
             layer_taps = taps if top and taps is not None else jnp.zeros((arch.seq_len, 0), x.dtype)
-            carry, (zs, seq, extras) = jax.lax.scan(_cell(arch.model, phi, w_rec[layer]),
+            _, (zs, seq, extras) = jax.lax.scan(_cell(arch.model, phi, w_rec[layer]),
                                                     _initial_carry(arch, x.shape[0], x.dtype),
                                                     (drive, layer_taps))
         read = jnp.swapaxes(seq, 0, 1) if arch.per_step else seq[-1]  # (batch, T, width) or (batch, width)

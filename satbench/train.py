@@ -54,7 +54,7 @@ class Program:
 
     @property
     def task(self) -> str:
-        """"classify" or "regress": the dataset's (``satbench.losses``)."""
+        """The dataset's task: classify, regress or classify_steps (``satbench.losses``)."""
         return datasets.describe(self.dataset).task
 
     @property
