@@ -8,7 +8,8 @@ fail to train, on both the ordered (small σ_w²) and chaotic (large σ_w²) sid
 Right, the depth scales against σ_w² (the paper's Fig. 1-2 panel): theory ξ_c
 and the gradient scale ξ_∇ = 1/|ln χ₁| (equal in the ordered phase), with ξ_∇
 measured at initialisation from each net's per-layer factor of ‖∂L/∂W_l‖²
-(``grad_decay``, geometric mean over seeds). A net of depth L can only measure
+(``grad_decay``, geometric mean over seeds), and ξ_c measured from how fast the cosine of pairs of
+inputs' pre-activations approaches its limit (``xi_c_measured``, at the deepest nets). A net of depth L can only measure
 scales up to about L, so near criticality the points fall below the diverging
 theory. The fit of the log measures the per-layer factor's geometric mean, which lies below its
 mean χ₁ by (2+3κ)/(2N) in the log (``_common.log_step_variance``): 1.1–2.7 % at width 100.
@@ -52,6 +53,19 @@ def gradient_depth_scales(results) -> pd.DataFrame:
     return table.drop(columns=["activation", "mf_sigma_w2", "sigma_b2", "width"])
 
 
+def correlation_depth_scales(results) -> pd.DataFrame:
+    """Per σ_w², at the deepest nets: ξ_c measured from the pairs' cosines (``xi_c_measured``,
+    geometric mean over the seeds where the fit found a decay within the net's depth) and the
+    theory's ξ_c. Empty when no pairs were probed."""
+    runs = results.runs
+    if "xi_c_measured" not in runs or runs["xi_c_measured"].isna().all():
+        return pd.DataFrame(columns=["sigma_w2", "depth", "xi_c_measured", "xi_c"])
+    deepest = runs[runs["depth"] == runs["depth"].max()].dropna(subset=["xi_c_measured"])
+    return deepest.groupby("sigma_w2").agg(
+        depth=("depth", "first"), xi_c_measured=("xi_c_measured", lambda v: float(np.exp(np.log(v).mean()))),
+        xi_c=("xi_c", "first")).reset_index()
+
+
 def _depth_scales_panel(ax, results) -> None:
     from satbench import theory
 
@@ -67,6 +81,10 @@ def _depth_scales_panel(ax, results) -> None:
     for d in depths:
         g = table[table["depth"] == d]
         ax.plot(g["sigma_w2"], g["xi_grad"], "o", ms=5, color=shades[d], label=f"ξ_∇ measured, depth {d}")
+    measured = correlation_depth_scales(results)
+    if len(measured):
+        ax.plot(measured["sigma_w2"], measured["xi_c_measured"], "s", ms=6, mfc="none", color="red",
+                label=f"ξ_c measured, depth {int(measured['depth'].iloc[0])} (pair cosines)")
     ax.axhline(max(depths), color="grey", ls=":", lw=1)
     ax.text(fine[0], max(depths) * 1.08, "deepest net: larger scales are not measurable", fontsize=7, color="grey")
     ax.set(yscale="log", xlabel="σ_w²", ylabel="depth scale (layers, log)",

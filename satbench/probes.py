@@ -46,7 +46,7 @@ def layer_histograms(values, bins: int, active=None):
 
 
 def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: int = 0,
-                 loss: losses.Loss = losses.for_task("classify")) -> dict[str, jax.Array]:
+                 loss: losses.Loss = losses.for_task("classify"), pair_samples: int = 0) -> dict[str, jax.Array]:
     """Every per-site quantity, each of shape (sites,), on the probe batch (x, y). Sites are
     layers (a CNN's convolutions) or a recurrent net's time steps, whose taps sit on the state
     h_t = φ(z_t), so there ``signal_norm`` is ‖∂L/∂h_t‖ (Pascanu et al. 2013's back-propagated
@@ -69,6 +69,9 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
     unit_p15/50/85  15th/50th/85th percentile over the batch of one unit's
                  φ input (the site's first unit; a CNN's first channel at the middle position): how one input distribution
                  moves during training (Ioffe & Szegedy 2015, Fig. 1)
+    pair_cosine  with ``pair_samples`` = P > 0: the mean over the pairs (example i, example P + i) of the
+                 cosine of their pre-activations h_l (``pair_cosine``): the measured c-map of
+                 mean-field theory, c_l = q_ab / √(q_aa q_bb), layer by layer
     and the family's own per-site numbers (``Forward.site_extras``) and whole-net numbers
     (a network's ``probe_summaries()``, e.g. a recurrent matrix's spectral radius).
 
@@ -106,6 +109,8 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
         **{f"unit_p{q}": jnp.percentile(first_unit, q, axis=1) for q in (15, 50, 85)},
         **extras,
     }
+    if pair_samples:
+        out["pair_cosine"] = pair_cosine(preacts, pair_samples)
     if hasattr(model, "site_param_norms"):  # weights per site (layers; a recurrent net's are shared)
         out = {"grad_norm": nnx.merge(graphdef, g_params).site_param_norms(), **out}
     if hasattr(model, "probe_summaries"):  # numbers of the whole net (no site axis)
@@ -115,6 +120,18 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
         out["histograms"] = {"counts": jnp.stack([h[0] for h in hists]),
                              "lo": jnp.stack([h[1] for h in hists]), "hi": jnp.stack([h[2] for h in hists])}
     return out
+
+
+def pair_cosine(preacts, pairs: int):
+    """(sites,) mean over pairs (i, pairs + i) of the probe batch of the cosine between the two
+    examples' pre-activations at each site (all of a site's units: a layer's width, a CNN's C·H·W).
+    Fewer pairs where the batch holds fewer than 2 × ``pairs`` examples."""
+    pairs = min(pairs, preacts.shape[1] // 2)
+    flat = preacts.reshape(preacts.shape[0], preacts.shape[1], -1)
+    a, b = flat[:, :pairs], flat[:, pairs : 2 * pairs]
+    dot = jnp.sum(a * b, axis=-1)
+    norms = jnp.sqrt(jnp.sum(a**2, axis=-1) * jnp.sum(b**2, axis=-1))
+    return jnp.mean(dot / norms, axis=1)
 
 
 def decay_rate(grad_norm, depth_first: int = 2):

@@ -74,6 +74,8 @@ FIELDS: dict[str, Field] = {
     "probe_every": Field(int, 0, "steps between layer probes (0: first and last only)", non_negative),
     "probe_batch": Field(int, 256, "examples in the probe batch", positive),
     "jacobian_samples": Field(int, 0, "examples whose input-output Jacobian spectrum is probed", non_negative),
+    "pair_samples": Field(int, 0, "input pairs whose pre-activation cosine is probed per layer (pair_cosine; "
+                          "xi_c_measured); 2 x pair_samples <= probe_batch (0: off)", non_negative, id_omits_default=True),
     "histogram_bins": Field(int, 0, "bins of per-layer histograms of φ(h_l) and ∂L/∂h_l at each probe (0: off)",
                             non_negative, id_omits_default=True),
     "target_loss": Field(float, None, "train loss that counts as trained", positive, batched=True, optional=True),
@@ -264,6 +266,9 @@ def _check_consistency(values: dict, where: str) -> None:
         raise SpecError(f"{where}: probe_every ({probe_every}) must be a multiple of log_every ({log_every})")
     if values["residual"] and values["depth"] < 2:
         raise SpecError(f"{where}: residual needs depth >= 2 (layer 1 changes the width), got depth {values['depth']}")
+    if 2 * values["pair_samples"] > values["probe_batch"]:
+        raise SpecError(f"{where}: pair_samples ({values['pair_samples']}) pairs need 2 x pair_samples <= probe_batch "
+                        f"({values['probe_batch']}) examples")
     if values["norm"] == "batchnorm" and min(values["batch_size"], values["probe_batch"]) < 2:
         raise SpecError(f"{where}: batchnorm needs batch_size and probe_batch >= 2 (batch statistics)")
     problem = data.check_options(values["dataset"], values["preprocess"], values["train_subset"], values["seq_len"])

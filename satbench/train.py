@@ -287,7 +287,8 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     x_jac = data.x_train[: program.jacobian_samples]
 
     def probe(p):
-        out = probes.layer_probes(graphdef, p, x_probe, y_probe, ctx, program.histogram_bins, loss)
+        out = probes.layer_probes(graphdef, p, x_probe, y_probe, ctx, program.histogram_bins, loss,
+                                  program.pair_samples)
         if program.jacobian_samples:
             jac_ctx = ctx
             if batchnorm:  # the probe batch's statistics, held fixed

@@ -267,6 +267,12 @@ def check_schoenholz2017(fig, results):
     assert cells == [f"{v:.2f}" for v in grid.sort_index().to_numpy().ravel()]
     assert [t.get_text() for t in ax_heat.get_xticklabels()] == [f"{s:g}" for s in grid.columns]
     assert ax_xi.get_yscale() == "log"
+    from satbench.figures.schoenholz2017 import correlation_depth_scales
+
+    measured = correlation_depth_scales(results)
+    lines = [ln for ln in ax_xi.get_lines() if ln.get_label().startswith("ξ_c measured")]
+    assert len(measured) > 0 and len(lines) == 1  # the fixture probes pairs
+    np.testing.assert_allclose(lines[0].get_ydata(), measured["xi_c_measured"])
 
 
 def check_xiao2018(fig, results):
