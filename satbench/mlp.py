@@ -22,6 +22,7 @@ class Architecture:
     init: str | tuple[str, ...]  # several: the rule is chosen per lane by ``init_index``
     layers: str = "scan"  # "scan" | "unroll"
     norm: str | tuple[str, ...] = "none"  # none | batchnorm | layernorm before φ; several: per lane, norm_index
+    residual_branch: str = "fixed"  # fixed | rezero | fixup (``models.LayerStack``)
     model = "mlp"
 
     def __post_init__(self):
@@ -60,7 +61,8 @@ MLP = Network
 
 def architecture(values, depth: int, shape: DataShape, activations: tuple, inits: tuple, layers: str):
     return Architecture(n_in=shape.n_in, n_out=shape.n_out, width=values["width"], depth=depth,
-                        activation=activations, init=inits, layers=layers, norm=values["norm"])
+                        activation=activations, init=inits, layers=layers, norm=values["norm"],
+                        residual_branch=values["residual_branch"])
 
 
 def n_params(width: int, depth: int, n_in: int, n_out: int) -> int:
@@ -72,5 +74,9 @@ def cost(values, depth: int, shape: DataShape) -> Cost:
     w = values["width"]
     weights = shape.n_in * w + (depth - 1) * w * w + w * shape.n_out
     normalised = normalises(values["norm"])  # a config's norm, or a program's norms
-    params = n_params(w, depth, shape.n_in, shape.n_out) + (2 * depth * w if normalised else 0)
+    branch = values["residual_branch"]
+    second = (depth - 1) * w * w if branch == "fixup" else 0  # fixup's second layer per branch
+    weights += second
+    params = (n_params(w, depth, shape.n_in, shape.n_out) + (2 * depth * w if normalised else 0)
+              + (depth if branch != "fixed" else 0) + second)
     return Cost(params=params, forward_flops=2.0 * weights, site_units=w, matmul_width=w)

@@ -13,7 +13,9 @@ Remedies are options of the same module, not forks of it: ``norm``
 normalises each pre-activation before φ (BatchNorm with per-lane batch
 statistics over every axis but the last, or LayerNorm over every axis but the
 batch's), ``residual`` adds the layer to its input, ``h ← h + α·φ(norm(W h + b))``,
-for layers 2..depth (layer 1 changes the shape). Both are picked per lane
+for layers 2..depth (layer 1 changes the shape); α is the lane's ``residual_scale`` or, with
+``arch.residual_branch`` rezero or fixup, a parameter per layer learned with the weights (fixup's
+branch has a second, linear layer: ``h ← h + α·φ(W h + b) V``). Both are picked per lane
 (``Context.residual``, ``Context.norm_index`` into ``arch.norm``), so nets that
 differ only in them share a compiled program.
 
@@ -58,6 +60,8 @@ class Context(NamedTuple):
     norm_index: which of ``arch.norm`` this lane uses (a "none" lane's h passes exactly).
     lane: the lane's per-config numbers (``train.Lane``): a family reads its own per-lane
       fields there (a gate's bias, a branch scale), so sweeping them compiles nothing.
+    dropout_key: the key of this forward pass's dropout masks (a training step's, or the probes'),
+      each layer's folded in from it, at the lane's ``dropout`` rate; None: no dropout (evaluation).
     """
 
     active: jax.Array | None = None
@@ -67,6 +71,7 @@ class Context(NamedTuple):
     activation_index: jax.Array | int = 0
     norm_index: jax.Array | int = 0
     lane: dict | None = None
+    dropout_key: jax.Array | None = None
 
 
 class Forward(NamedTuple):
@@ -85,6 +90,9 @@ class LayerStack(nnx.Module):
     lanes may pick; residual is per lane: ``Context.residual``).
     """
 
+    #: parameters with a leading layer axis (``satbench.clipping``)
+    stacked_params = ("w_hidden", "b_hidden", "w_branch", "branch_scale", "norm_scale", "norm_shift")
+
     def __init__(self, arch, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0, lane=None):
         self.arch = arch
         rule = _init_rule(arch.init, init_index)
@@ -97,12 +105,21 @@ class LayerStack(nnx.Module):
         w_hidden = jax.vmap(rule, in_axes=(0, None))(after(noise["w_hidden"], w_in), sigma_w2)
         w_hidden = w_hidden.reshape(shapes["w_hidden"])
         w_out = rule(after(noise["w_out"], w_hidden), sigma_w2)
+        branch = getattr(arch, "residual_branch", "fixed")
+        if branch == "fixup":  # Zhang et al. 2019 for two-layer branches: the first layer scaled by
+            # depth^-1/2, the second (``w_branch``) and the readout zero
+            w_hidden = w_hidden * arch.depth ** -0.5
+            w_out = jnp.zeros_like(w_out)
+            self.w_branch = nnx.Param(jnp.zeros_like(w_hidden))
         self.w_in = nnx.Param(w_in)
         self.b_in = nnx.Param(noise["b_in"] * bias_scale)
         self.w_hidden = nnx.Param(after(w_hidden, w_out))
         self.b_hidden = nnx.Param(noise["b_hidden"] * bias_scale)
         self.w_out = nnx.Param(w_out)
         self.b_out = nnx.Param(noise["b_out"] * bias_scale)
+        if branch != "fixed":  # a learned α per layer (layer 1's is unused: it has no branch)
+            start = 0.0 if branch == "rezero" else (1.0 if lane is None else lane["residual_scale"])
+            self.branch_scale = nnx.Param(jnp.full((arch.depth,), start, jnp.float32))
         if normalises(arch.norm):  # learned per-unit scale γ and shift β after normalising
             units = arch.site_shape[-1]
             self.norm_scale = nnx.Param(jnp.ones((arch.depth, units)))
@@ -151,7 +168,8 @@ class LayerStack(nnx.Module):
         if tapped:
             h1 = h1 + taps[0]
         layer = self._hidden_layer(ctx)
-        a, outs = self._over_layers(layer, self._phi(ctx)(h1), self._hidden_inputs(ctx, taps, norm))
+        a1 = dropout(self._phi(ctx)(h1), ctx, 1)
+        a, outs = self._over_layers(layer, a1, self._hidden_inputs(ctx, taps, norm))
         if outs is None:
             units = arch.site_shape[-1]
             outs = (jnp.zeros((0,) + h1.shape, h1.dtype), jnp.zeros((0, units)), jnp.zeros((0, units)))
@@ -234,26 +252,32 @@ class LayerStack(nnx.Module):
         return normalise
 
     def _hidden_inputs(self, ctx: Context, taps, norm) -> tuple:
-        """Per hidden layer (leading axis depth − 1): W, b, tap, active, γ, β, mean, var;
+        """Per hidden layer (leading axis depth − 1): W, b, tap, active, γ, β, mean, var, α, the
+        second weight of a two-layer branch, and the layer's number (2..depth);
         ``norm``: ``_norm_params``. Without taps or a depth mask their entries are empty
         placeholders, and the layer skips the add and the select."""
         active = jnp.zeros((self.arch.depth, 0), bool) if ctx.active is None else ctx.active
         scale, shift, stats = norm
+        alpha = self.branch_scale[...] if hasattr(self, "branch_scale") else jnp.zeros((self.arch.depth, 0))
+        second = self.w_branch[...] if hasattr(self, "w_branch") else jnp.zeros((self.arch.depth - 1, 0))
         return (self.w_hidden[...], self.b_hidden[...], taps[1:], active[1:], scale[1:], shift[1:],
-                stats.mean[1:], stats.var[1:])
+                stats.mean[1:], stats.var[1:], alpha[1:], second, jnp.arange(2, self.arch.depth + 1))
 
     def _hidden_layer(self, ctx: Context):
         """(a, layer inputs) ↦ (next a, (h, mean, var)); an inactive layer passes a through."""
         phi, normalise = self._phi(ctx), self._normaliser(ctx)
 
         def layer(a, inputs):
-            w, b, tap, on, gamma, beta, mean, var = inputs
+            w, b, tap, on, gamma, beta, mean, var, alpha, second, number = inputs
             h, mean, var = normalise(self.hidden_affine(a, w, b), gamma, beta, mean, var)
             if tap.size:
                 h = h + tap
-            out = phi(h)
+            out = dropout(phi(h), ctx, number)
+            if second.size:  # a two-layer branch (fixup): its second, linear layer
+                out = self.hidden_affine(out, second, 0.0)
             if ctx.residual is not False:  # a traced flag selects; a plain program has no branch
-                out = jnp.where(ctx.residual, a + ctx.residual_scale * out, out)
+                scale = alpha if alpha.size else ctx.residual_scale  # learned (rezero, fixup) or the lane's
+                out = jnp.where(ctx.residual, a + scale * out, out)
             return (jnp.where(on, out, a) if on.size else out), (h, mean, var)
 
         return layer
@@ -273,6 +297,17 @@ class LayerStack(nnx.Module):
         if not outs or outs[0] is None:
             return carry, None
         return carry, jax.tree.map(lambda *parts: jnp.stack(parts), *outs)
+
+
+def dropout(a, ctx: Context, layer):
+    """``a`` with each number zeroed with the lane's ``dropout`` rate p and the rest scaled by 1/(1 − p)
+    (inverted dropout, Srivastava et al. 2014), the mask of ``layer`` (its number, 1..depth) drawn from
+    ``ctx.dropout_key``; ``a`` itself without a key. A lane at p = 0 keeps every number exactly."""
+    if ctx.dropout_key is None:
+        return a
+    keep = 1.0 - ctx.lane["dropout"]
+    mask = jax.random.bernoulli(jax.random.fold_in(ctx.dropout_key, layer), keep, a.shape)
+    return jnp.where(mask, a / keep, jnp.zeros((), a.dtype))
 
 
 def network_class(arch):

@@ -94,6 +94,9 @@ def _noise(key, name: str, shape, layer0: int = 0):
 class Network(nnx.Module):
     """``depth`` recurrent layers of ``arch.model`` cells and a dense readout of the last state."""
 
+    #: parameters with a leading layer axis (``satbench.clipping``)
+    stacked_params = ("u_rest", "w_rec", "b")
+
     def __init__(self, arch: Architecture, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0, lane=None):
         self.arch = arch
         key = rngs.params()

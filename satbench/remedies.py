@@ -4,7 +4,7 @@ The textbook cures for vanishing gradients are not one field each — He init
 is an ``init``, BatchNorm a ``norm``, SELU an activation *and* an init scale.
 ``remedy = "batchnorm"`` in an experiment applies the bundle on top of the
 config's other fields (the bundle wins), so "activation × remedy × depth" is
-an ordinary grid. Every bundle sets ``init``, ``norm`` and ``residual``, so
+an ordinary grid. Every bundle sets ``init``, ``norm``, ``residual`` and ``residual_branch``, so
 remedies differ from ``none`` in exactly what they name.
 """
 
@@ -21,7 +21,7 @@ class Remedy:
 
 
 def _remedy(description: str, **settings) -> Remedy:
-    base = {"init": "standard", "norm": "none", "residual": False}
+    base = {"init": "standard", "norm": "none", "residual": False, "residual_branch": "fixed"}
     return Remedy(description, MappingProxyType({**base, **settings}))
 
 
@@ -33,6 +33,14 @@ REMEDIES: dict[str, Remedy] = {
     "batchnorm": _remedy("BatchNorm before each φ (Ioffe & Szegedy 2015)", norm="batchnorm"),
     "layernorm": _remedy("LayerNorm before each φ (Ba et al. 2016)", norm="layernorm"),
     "residual": _remedy("h ← h + α·φ(W h + b) on layers 2..depth (He et al. 2016)", residual=True),
+    "fixup": _remedy("residual net, no normalisation, two-layer branches h + α·φ(W h + b) V: α learned from "
+                     "residual_scale, W × depth^-1/2, V and the readout zero (Zhang et al. 2019)",
+                     init="he", residual=True, residual_branch="fixup"),
+    "rezero": _remedy("residual net, no normalisation: x + α_l·F(x) with a learned α_l = 0 at init (Bachlechner et al. "
+                      "2020)", init="he", residual=True, residual_branch="rezero"),
+    "skipinit": _remedy("residual net, BatchNorm removed: a learned scalar at the end of each branch starting at 0 (De & "
+                        "Smith 2020); with one-layer branches the same net as rezero", init="he", residual=True,
+                        residual_branch="rezero"),
     "selu": _remedy("SELU with N(0, 1/n) init: self-normalising (Klambauer et al. 2017)",
                     activation="selu", init="gaussian", sigma_w2=1.0),
     "clip": _remedy("global gradient-norm clipping at 1 (Pascanu et al. 2013)", clip_norm=1.0),

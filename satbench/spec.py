@@ -26,6 +26,7 @@ from satbench.fields import Field, choices, non_negative, positive, unit_interva
 MAX_CONFIGS = 200_000
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 NORMS = ("none", "batchnorm", "layernorm")
+RESIDUAL_BRANCHES = ("fixed", "rezero", "fixup")
 
 
 class SpecError(ValueError):
@@ -86,8 +87,18 @@ FIELDS: dict[str, Field] = {
     "residual": Field(bool, False, "skip connections h ← h + α·F(h) on layers 2..depth", batched=True,
                       id_omits_default=True, lane_dtype="bool"),
     "residual_scale": Field(float, 1.0, "α of residual layers", positive, batched=True, id_omits_default=True),
+    "residual_branch": Field(str, "fixed", "how residual branches are scaled: fixed (α = residual_scale), rezero "
+                             "(a learned α per layer starting at 0) or fixup (two-layer branches h + α·φ(W h + b) V: a learned "
+                             "α per layer starting at residual_scale, W × depth^-1/2, V and the readout 0)",
+                             choices(lambda: list(RESIDUAL_BRANCHES)), id_omits_default=True),
     "clip_norm": Field(float, None, "global gradient-norm clipping threshold", positive, batched=True,
                        optional=True, id_omits_default=True, lane_none=float("inf")),
+    "dropout": Field(float, 0.0, "rate p at which training zeroes each hidden unit's φ(h), the rest scaled by "
+                     "1/(1 - p) (probes too: they see the net as it trains; evaluation does not)", unit_interval,
+                     batched=True, id_omits_default=True),
+    "agc": Field(float, None, "adaptive gradient clipping ratio λ: each unit's gradient at most λ × its weights' norm "
+                 "(Brock et al. 2021; the readout unclipped)", positive, batched=True, optional=True,
+                 id_omits_default=True, lane_none=float("inf")),
     "remedy": Field(str, None, "named bundle of init/norm/residual settings (satbench list)",
                     choices(remedies.known_remedies), optional=True, id_omits_default=True),
 }
@@ -264,6 +275,8 @@ def _check_consistency(values: dict, where: str) -> None:
         raise SpecError(f"{where}: log_every ({log_every}) must divide steps ({steps})")
     if probe_every % log_every:
         raise SpecError(f"{where}: probe_every ({probe_every}) must be a multiple of log_every ({log_every})")
+    if values["residual_branch"] != "fixed" and not values["residual"]:
+        raise SpecError(f"{where}: residual_branch {values['residual_branch']!r} needs residual = true")
     if values["residual"] and values["depth"] < 2:
         raise SpecError(f"{where}: residual needs depth >= 2 (layer 1 changes the width), got depth {values['depth']}")
     if 2 * values["pair_samples"] > values["probe_batch"]:

@@ -112,7 +112,9 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     (``Family.mean_field``: plain MLPs, circular-padded plain CNNs with fan-in k²·C); other
     configs get NaN. The Jacobian's moments are the MLP's and are left NaN for other families.
     A family may place a config elsewhere on the (σ_w², σ_b²) plane (``Family.mean_field_point``: a
-    recurrent net's input enters each step like a bias); mf_sigma_b2 records where."""
+    recurrent net's input enters each step like a bias); mf_sigma_b2 records where. Configs with
+    ``dropout`` get the theory with its masks (``theory.dropout_summaries``: q*, χ₁ at σ_w²/ρ, the
+    c-map's c* < 1 and its ξ_c)."""
     from satbench import inits, theory
 
     if configs.empty:
@@ -136,6 +138,14 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
         t = theory.summaries(act, unique[:, 0], unique[:, 1])
         for col in ("q_star", "chi1", "xi_c", "phase"):
             runs.loc[idx, col] = t[col][row_of]
+    dropped = plain[plain["dropout"] > 0] if "dropout" in plain else plain.iloc[:0]
+    for act, idx in dropped.groupby("activation").groups.items():  # the theory with dropout's masks
+        points = runs.loc[idx, ["mf_sigma_w2", "mf_sigma_b2"]].assign(keep=1 - runs.loc[idx, "dropout"])
+        unique, row_of = np.unique(points.to_numpy(np.float64), axis=0, return_inverse=True)
+        t = theory.dropout_summaries(act, unique[:, 0], unique[:, 1], unique[:, 2])
+        for col in ("q_star", "chi1", "xi_c", "phase"):
+            runs.loc[idx, col] = t[col][row_of.ravel()]
+    plain = plain.drop(dropped.index)  # no Jacobian moments with dropout
     own = {}  # a family's own columns, once per distinct config (seeds and learning rates repeat them)
     for i, row in zip(plain.index, plain.to_dict("records")):
         family = families.get(row["model"])

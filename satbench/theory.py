@@ -589,6 +589,63 @@ def xi_c(act: str, sigma_w2, sigma_b2):
     return depth_scale(chi_c(act, sigma_w2, sigma_b2))
 
 
+# ------------------------------------------------------------------- dropout
+DROPOUT_BISECTIONS = 60
+
+
+@functools.partial(jax.jit, static_argnames=("act",))
+def dropout_c_map_and_slope(act: str, c, q, sigma_w2, sigma_b2, keep):
+    """(c-map(c), its slope) with inverted dropout at keep rate ρ on every φ (Schoenholz et al. 2017,
+    sec. 5), at q = the dropout q-map's fixed point. The masks are independent across examples, so
+    they leave the covariance of two inputs, σ_w² E[φ(u1)φ(u2)] + σ_b², as it is and raise each
+    input's own variance to σ_w²/ρ E[φ²] + σ_b² = q: the map is the plain one times
+    q-map(q; σ_w²)/q, below 1 at c = 1 for ρ < 1, so c = 1 is no fixed point."""
+    value, slope = c_map_and_slope(act, c, q, sigma_w2, sigma_b2)
+    shrink = q_map(act, q, sigma_w2, sigma_b2) / jnp.maximum(_f(q), Q_FLOOR)
+    return value * shrink, slope * shrink
+
+
+def _dropout_summary(act, sigma_w2, sigma_b2, keep):
+    """q*, χ₁ (the gradient's per-layer factor), c* and χ_c of a net with dropout at keep rate ρ.
+
+    Each layer's variance sees σ_w²/ρ (a kept unit is scaled by 1/ρ, E[(m/ρ)²] = 1/ρ), and so does
+    the gradient (the same masks multiply it on the way back): q* and χ₁ are the plain theory's at
+    σ_w²/ρ. The c-map (``dropout_c_map_and_slope``) is increasing and convex in c with
+    c-map(0) ≥ 0 and c-map(1) < 1: exactly one fixed point c* < 1, found by bisection."""
+    sigma_w2, sigma_b2, keep = _f(sigma_w2), _f(sigma_b2), _f(keep)
+    qs = q_star(act, sigma_w2 / keep, sigma_b2)
+    q = jnp.minimum(qs, Q_MAX)
+    chi = chi1(act, sigma_w2 / keep, sigma_b2, q=q)
+
+    def halve(_, bracket):
+        lo, hi = bracket
+        mid = 0.5 * (lo + hi)
+        above = dropout_c_map_and_slope(act, mid, q, sigma_w2, sigma_b2, keep)[0] > mid
+        return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+
+    lo, hi = lax.fori_loop(0, DROPOUT_BISECTIONS, halve, (_f(0.0), _f(1.0)))
+    c = 0.5 * (lo + hi)
+    chic = dropout_c_map_and_slope(act, c, q, sigma_w2, sigma_b2, keep)[1]
+    return {"q_star": qs, "chi1": chi, "chi_c": chic, "c_star": c, "xi_c": depth_scale(chic)}
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _dropout_batched(act, sigma_w2, sigma_b2, keep):
+    return jax.vmap(functools.partial(_dropout_summary, act))(sigma_w2, sigma_b2, keep)
+
+
+def dropout_summaries(act: str, sigma_w2, sigma_b2, keep, *, tol: float = 1e-3) -> dict:
+    """``summaries`` for nets with dropout at keep rate ``keep`` (1 − the dropout rate): q_star,
+    chi1, chi_c, c_star, xi_c and phase (of χ₁: the gradient still vanishes or explodes) as 1-D
+    numpy arrays, in float64. ξ_c is finite at every σ_w²: dropout has no critical point."""
+    w, b, k = (v.ravel() for v in np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (sigma_w2, sigma_b2, keep))))
+    with jax.enable_x64(True):
+        out = _dropout_batched(act, *(jnp.asarray(v, _ftype()) for v in (w, b, k)))
+        out = {key: np.asarray(v, np.float64) for key, v in out.items()}
+    out["phase"] = np.array([phase(x, tol) for x in out["chi1"]], dtype=object)
+    return out
+
+
 # --------------------------------------------------------------- criticality
 @functools.partial(jax.jit, static_argnames=("act", "iters"))
 def critical_sigma_w2(act: str, sigma_b2, lo=0.1, hi=1000.0, iters: int = 48):

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from satbench import data as datasets, families, losses, models, probe_tables, probes, schedule, spec
+from satbench import clipping, data as datasets, families, losses, models, probe_tables, probes, schedule, spec
 from satbench.fields import as_choices
 
 OPTIMIZERS = spec.OPTIMIZERS
@@ -38,6 +38,8 @@ class Program:
     masked: lanes carry their own depth <= arch.depth.
     residual: some lane may be residual (``Context.residual`` from the lane); False: every lane
       is plain, and the layers have no select (about 10 % of a width-64 step).
+    adaptive_clip: some lane has an ``agc`` ratio (the others' is inf: their updates are unchanged).
+    dropout: some lane has a dropout rate (the others' 0 keeps every unit).
     """
 
     arch: Any
@@ -45,6 +47,8 @@ class Program:
     masked: bool = False
     eval_size: int = EVAL_SIZE  # not a config field: tests and benchmarks shrink it
     residual: bool = True
+    adaptive_clip: bool = False  # some lane clips adaptively (``agc``); False: no AGC in the program
+    dropout: bool = False  # some lane drops units (``dropout`` > 0); False: no masks are drawn
 
     def __getattr__(self, name):
         for key, value in object.__getattribute__(self, "settings"):
@@ -162,20 +166,28 @@ class TrainState(NamedTuple):
     max_grad_norm: jax.Array
 
 
+#: the dropout masks' key: fold_in(the seed's key, DROPOUT_STREAM); step s draws from fold_in(that, s),
+#: every probe from fold_in(that, PROBE_MASKS) (the same masks at each probe: changes between probes
+#: are the weights'); never renumber (results would change)
+DROPOUT_STREAM = 2
+PROBE_MASKS = 2**31 - 1
 #: weight of the old value in BatchNorm's running averages (short runs: a short memory)
 BATCHNORM_MOMENTUM = 0.9
 
 
 def make_optimizer(names: str | tuple[str, ...], learning_rate, momentum: float, clip_norm=jnp.inf,
-                   index=0) -> optax.GradientTransformation:
+                   index=0, agc=None, stacked: tuple[str, ...] = ()) -> optax.GradientTransformation:
     """An optax optimizer after global-norm clipping; learning rate and clip
     threshold may be traced (vmapped) values. An infinite threshold leaves
     every gradient exactly as it is. Several ``names``: the lane's is ``names[index]``
-    (``pick_per_lane``), so sweeps over the optimizer share a program."""
+    (``pick_per_lane``), so sweeps over the optimizer share a program. ``agc``: adaptive
+    clipping at that ratio first (``clipping.adaptive_clip``; ``stacked``: the network's
+    layer-stacked parameters); None: none."""
     names = (names,) if isinstance(names, str) else tuple(names)
     bases = [_base_optimizer(n, learning_rate, momentum) for n in names]
     base = bases[0] if len(bases) == 1 else pick_per_lane(bases, index)
-    return optax.chain(optax.clip_by_global_norm(clip_norm), base)
+    first = [] if agc is None else [clipping.adaptive_clip(agc, stacked)]
+    return optax.chain(*first, optax.clip_by_global_norm(clip_norm), base)
 
 
 def pick_per_lane(transforms: list[optax.GradientTransformation], index) -> optax.GradientTransformation:
@@ -253,6 +265,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     arch = program.arch
     key = jax.random.key(lane["seed"], impl=PRNG_IMPL)
     init_key, batch_key = jax.random.split(key)
+    dropout_key = jax.random.fold_in(key, DROPOUT_STREAM)
     graphdef, params = models.init_state(arch, init_key, lane["sigma_w2"], lane["sigma_b2"], lane["init_index"],
                                          lane=lane if _reads_lane(arch) else None)
     active = jnp.arange(arch.depth) < lane["depth"] if program.masked else None
@@ -261,7 +274,9 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
                          activation_index=lane["activation_index"], norm_index=_index(lane, "norm", arch.norm),
                          lane=lane)
     optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"],
-                               _index(lane, "optimizer", program.optimizer))
+                               _index(lane, "optimizer", program.optimizer),
+                               agc=lane["agc"] if program.adaptive_clip else None,
+                               stacked=getattr(models.network_class(arch), "stacked_params", ()))
     batchnorm = "batchnorm" in arch.norm
     loss = losses.for_task(program.task)
 
@@ -273,8 +288,12 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     n_probe = min(program.probe_batch, n_train)
     x_probe, y_probe = data.x_train[:n_probe], data.y_train[:n_probe]
 
-    def loss_fn(p, x, y):
-        fwd = nnx.merge(graphdef, p)(x, ctx)
+    def with_dropout(number):
+        """The lane's context with dropout masks drawn from stream ``number`` (a step, or the probes')."""
+        return ctx._replace(dropout_key=jax.random.fold_in(dropout_key, number)) if program.dropout else ctx
+
+    def loss_fn(p, x, y, step):
+        fwd = nnx.merge(graphdef, p)(x, with_dropout(step))
         return loss.mean(fwd.logits, y), fwd.batch_stats
 
     def evaluate(p, norm_stats):
@@ -287,8 +306,8 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     x_jac = data.x_train[: program.jacobian_samples]
 
     def probe(p):
-        out = probes.layer_probes(graphdef, p, x_probe, y_probe, ctx, program.histogram_bins, loss,
-                                  program.pair_samples)
+        out = probes.layer_probes(graphdef, p, x_probe, y_probe, with_dropout(PROBE_MASKS), program.histogram_bins,
+                                  loss, program.pair_samples)
         if program.jacobian_samples:
             jac_ctx = ctx
             if batchnorm:  # the probe batch's statistics, held fixed
@@ -301,7 +320,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
             jax.random.fold_in(batch_key, s.step), (program.batch_size,), 0, n_train
         )
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            s.params, data.x_train[idx], data.y_train[idx]
+            s.params, data.x_train[idx], data.y_train[idx], s.step
         )
         grad_norm = optax.tree.norm(grads)
         # one reduction for both: the norm is non-finite iff a gradient is (or its square overflows

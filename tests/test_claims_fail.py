@@ -319,6 +319,14 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("IRNN final MSE × 10 (≈ 0.01 → 0.1)",
                      transform("runs", "final_loss", lambda v, rows: v * 10, runs_of(remedy="irnn")), {0, 2}, {1, 3}),
     ]),
+    ("zhang2019", "test"): (3, [  # He/α = 1 overflows, Fixup trains, ReZero trains
+        Perturbation("residual_branch labels fixed <-> fixup", swap("residual_branch", "fixed", "fixup"), {0, 1}, {2}),
+        Perturbation("residual_branch labels fixed <-> rezero", swap("residual_branch", "fixed", "rezero"), {0, 2},
+                     {1}),
+        Perturbation("ReZero's final train accuracy × 0.5",
+                     transform("runs", "final_train_accuracy", lambda v, rows: v * 0.5,
+                               runs_of(residual_branch="rezero")), {2}, {0, 1}),
+    ]),
     ("vanishing", "stored"): (3, [  # sigmoid shrinks > 4×/layer, ReLU + He flat, tanh ≫ sigmoid
         # claim 0 under the swap: tanh's factor is ≈ 1 at σ_w² = 1, the bound 1/4
         Perturbation("activation labels sigmoid <-> tanh", swap("activation", "sigmoid", "tanh"),
@@ -473,6 +481,9 @@ REPRODUCTIONS = [
     # clipping keeps exploding nets finite and lets the moderate ones learn
     ("pascanu2013", "test", 6),
     pytest.param("pascanu2013", "quick", 6, marks=slow),
+    # a 1000-layer residual MLP without normalisation: He init with α = 1 overflows, Fixup and ReZero train
+    ("zhang2019", "test", 3),
+    pytest.param("zhang2019", "quick", 3, marks=slow),
     # the adding problem at T = 100, 150: the LSTM solves it, a tanh RNN stays at the baseline
     pytest.param("hochreiter1997", "quick", 4, marks=slow),
     # the adding problem at T = 150, 200: the IRNN beats the baseline, a tanh RNN stays at it

@@ -333,6 +333,18 @@ def check_le2015(fig, results):
     _check_adding(fig, results, ["IRNN", "RNN tanh, gaussian"])
 
 
+def check_zhang2019(fig, results):
+    ax_q, ax_loss = panels(fig)
+    branches = sorted(results.runs["residual_branch"].unique())
+    assert ax_q.get_yscale() == "log" and ax_loss.get_yscale() == "log"
+    from satbench.figures.zhang2019 import BRANCHES
+
+    names = sorted(BRANCHES[b] for b in branches)
+    assert sorted(legend(ax_q)) == names and sorted(legend(ax_loss)) == names
+    # one RMS line per branch; the He/α = 1 net's ends where float32 overflowed
+    assert len(ax_q.get_lines()) == len(branches)
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 

@@ -47,7 +47,7 @@ CNN = families.register(families.Family(
     description="convolutional net: depth k×k convolutions of channels channels, global average pool, "
                 "dense readout (Xiao et al. 2018)",
     implementation="satbench.cnn",
-    reads=("channels", "kernel_size", "padding", "readout", "norm", "residual", "residual_scale", "layers"),
+    reads=("channels", "kernel_size", "padding", "readout", "norm", "residual", "residual_scale", "dropout", "layers"),
     fields=FIELDS,
     check=check,
     # circular padding: the q-map and χ₁ are the fully connected ones with fan-in k²·C (Xiao et al. 2018)

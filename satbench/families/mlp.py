@@ -9,6 +9,6 @@ MLP = families.register(families.Family(
     name="mlp",
     description="multilayer perceptron: depth dense layers of width units (inputs flattened)",
     implementation="satbench.mlp",
-    reads=("width", "norm", "residual", "residual_scale", "layers"),
+    reads=("width", "norm", "residual", "residual_scale", "residual_branch", "dropout", "layers"),
     mean_field=lambda values: values["norm"] == "none" and not values["residual"] and values["init"] != "identity",
 ))

@@ -54,6 +54,7 @@ FIXTURES = {
     "pascanu2013": ("test", dict(width=16, seq_len=12, steps=20, log_every=10, probe_batch=32,
                                  sigma_w2=[0.25, 4.0], seed=[0])),
     "hochreiter1997": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
+    "zhang2019": ("test", dict(depth=120, width=8, steps=20, log_every=10, probe_every=20, probe_batch=32)),
     "le2015": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
 }
 
