@@ -90,7 +90,8 @@ def _phi_and_derivative(activation: str):
 
 
 @functools.lru_cache(maxsize=None)
-def gradient_growth(activation: str, batch_size: int, radial: int = RADIAL_NODES, angular: int = ANGULAR_NODES) -> float:
+def gradient_growth(activation: str, batch_size: int, radial: int = RADIAL_NODES,
+                    angular: int = ANGULAR_NODES) -> float:
     """λ(φ, B): the per-layer factor by which ‖∂L/∂h_l‖² grows going back through a deep
     BatchNorm MLP at initialisation (h: BN's output, φ's input), batch of ``batch_size``; the
     module docstring states the assumptions. Above 1 gradients explode toward the input, whatever
@@ -100,5 +101,6 @@ def gradient_growth(activation: str, batch_size: int, radial: int = RADIAL_NODES
     f1, f2, d1, d2 = phi(n1), phi(n2), dphi(n1), dphi(n2)
     b = batch_size
     v = np.sum(w * f1**2) - np.sum(w * f1 * f2)
-    numerator = (b - 1) * np.sum(w * d1**2) - np.sum(w * d1**2 * n1**2) + np.sum(w * d1 * d2) + np.sum(w * d1 * n1 * d2 * n2)
+    numerator = ((b - 1) * np.sum(w * d1**2) - np.sum(w * d1**2 * n1**2)
+                 + np.sum(w * d1 * d2) + np.sum(w * d1 * n1 * d2 * n2))
     return float(numerator / ((b - 3) * v))

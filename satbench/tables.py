@@ -73,6 +73,8 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
             "clip_rate": float(rec.clip_rate[i]),
             "max_grad_norm": float(rec.max_grad_norm[i]),
             "grad_decay": probes.decay_rate(rec.layers["grad_norm"][i, 0, :d]) if "grad_norm" in rec.layers else np.nan,
+            "signal_decay": (probes.decay_rate(rec.layers["signal_norm"][i, 0, :d]) if "signal_norm" in rec.layers
+                             else np.nan),
             "time_per_step_s": chunk_seconds / max(cfg["steps"], 1),
             "chunk_lanes": n,
             "program_depth": dmax,
@@ -96,8 +98,22 @@ def _mean_field_point(row: dict, inits) -> tuple[float, float]:
     return inits.mean_field_sigma_w2(row["init"], row["sigma_w2"]), row["sigma_b2"]
 
 
+def _batchnorm_growth(runs: pd.DataFrame) -> np.ndarray:
+    """λ(φ, probe_batch) for plain BatchNorm MLPs (the probe normalises with its own batch of
+    ``probe_batch``), NaN for every other config and for batches below the theory's B ≥ 4."""
+    from satbench import batchnorm_theory
+
+    if "norm" not in runs or "probe_batch" not in runs:  # configs from before these fields
+        return np.full(len(runs), np.nan)
+    residual = runs["residual"].fillna(False).astype(bool) if "residual" in runs else False
+    applies = (runs["model"] == "mlp") & (runs["norm"] == "batchnorm") & ~residual & (runs["probe_batch"] >= 4)
+    return np.array([batchnorm_theory.gradient_growth(act, int(b)) if ok else np.nan
+                     for act, b, ok in zip(runs["activation"], runs["probe_batch"], applies)])
+
+
 THEORY_COLUMNS = ("mf_sigma_w2", "mf_sigma_b2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory",
-                  "time_decay_theory")
+                  "time_decay_theory",
+                  "bn_signal_decay_theory")
 
 
 def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
@@ -110,7 +126,9 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     (``Family.mean_field``: plain MLPs, circular-padded plain CNNs with fan-in k²·C); other
     configs get NaN. The Jacobian's moments are the MLP's and are left NaN for other families.
     A family may place a config elsewhere on the (σ_w², σ_b²) plane (``Family.mean_field_point``: a
-    recurrent net's input enters each step like a bias); mf_sigma_b2 records where."""
+    recurrent net's input enters each step like a bias); mf_sigma_b2 records where.
+    bn_signal_decay_theory: a plain BatchNorm MLP's per-layer growth of ‖∂L/∂h_l‖² going back,
+    λ(φ, probe_batch) (``batchnorm_theory``); NaN for other configs."""
     from satbench import inits, theory
 
     if configs.empty:
@@ -152,4 +170,5 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
         with jax.enable_x64(True):  # ∂h_L/∂h_1 is a product of depth − 1 layer Jacobians
             mean, var = theory.jacobian_moments(act, sw2, sb2, int(depth) - 1, kind)
         runs.loc[idx, ["jac_mean_s2_theory", "jac_var_s2_theory"]] = [float(mean), float(var)]
+    runs["bn_signal_decay_theory"] = _batchnorm_growth(runs)
     return runs.set_index("config_id")[list(THEORY_COLUMNS)]

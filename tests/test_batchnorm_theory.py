@@ -156,3 +156,45 @@ def test_fitted_factor_is_backward_factor_of_layers_two_on():
     signal = np.sqrt(1.5 ** np.arange(30, 0, -1.0))
     assert probes.decay_rate(signal) == pytest.approx(1.5, rel=1e-12)
     assert fits.backward_factor(signal) == pytest.approx(1.5, rel=1e-12)
+
+
+def test_runs_columns_hold_the_measured_factor_and_the_theory_of_plain_batchnorm_mlps(tmp_path):
+    """signal_decay is ``probes.decay_rate`` of the stored layers' signal_norm at step 0;
+    bn_signal_decay_theory is λ(φ, probe_batch) for plain BN MLPs and NaN without BN."""
+    from satbench import engine, spec, store
+
+    exp = spec.parse("""
+[experiment]
+name = "bn_columns"
+[fixed]
+steps = 0
+width = 32
+depth = 6
+activation = "tanh"
+init = "gaussian"
+sigma_w2 = 2.0
+probe_batch = 16
+[grid]
+norm = ["none", "batchnorm"]
+""")
+    engine.run_experiment(exp, None, tmp_path, progress=False)
+    r = store.load_results(tmp_path)
+    runs = r.runs.set_index("norm")
+    for norm, row in runs.iterrows():
+        layers = r.layers[r.layers["config_id"] == row["config_id"]].sort_values("layer")
+        assert row["signal_decay"] == pytest.approx(probes.decay_rate(layers["signal_norm"].to_numpy()), rel=1e-9)
+    assert runs.loc["batchnorm", "bn_signal_decay_theory"] == batchnorm_theory.gradient_growth("tanh", 16)
+    assert np.isnan(runs.loc["none", "bn_signal_decay_theory"])
+
+
+def test_theory_column_is_nan_for_residual_and_tiny_batches():
+    import pandas as pd
+
+    from satbench import tables
+
+    configs = pd.DataFrame({"config_id": range(3), "model": "mlp", "init": "gaussian", "sigma_w2": 2.0,
+                            "sigma_b2": 0.0, "activation": "relu", "norm": "batchnorm",
+                            "residual": [False, True, False], "probe_batch": [8, 8, 3], "jacobian_samples": 0,
+                            "depth": 4})
+    cols = tables.theory_columns(configs)["bn_signal_decay_theory"]
+    assert cols[0] == batchnorm_theory.gradient_growth("relu", 8) and np.isnan(cols[1]) and np.isnan(cols[2])

@@ -57,7 +57,8 @@ def _with(results, table: str, df: pd.DataFrame):
 
 
 #: what the theory columns of runs are computed from (tables.theory_columns)
-THEORY_KEYS = ["activation", "init", "sigma_w2", "sigma_b2", "depth", "norm", "residual", "jacobian_samples"]
+THEORY_KEYS = ["activation", "init", "sigma_w2", "sigma_b2", "depth", "norm", "residual", "jacobian_samples",
+               "probe_batch"]
 
 
 def swap(column: str, a, b) -> Callable:
