@@ -320,6 +320,18 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("IRNN final MSE × 10 (≈ 0.01 → 0.1)",
                      transform("runs", "final_loss", lambda v, rows: v * 10, runs_of(remedy="irnn")), {0, 2}, {1, 3}),
     ]),
+    ("yang2019", "test"): (5, [  # λ = theory, falls with B, relu > tanh > leaky, deep relu fails, deep leaky trains
+        Perturbation("tanh's fitted factor × 1.1", transform("runs", "signal_decay", lambda v, rows: v * 1.1,
+                                                             runs_of(activation="tanh")), {0}, {1, 2, 3, 4}),
+        # the theory follows the label: leaky_relu:0.5's factors read against tanh's λ are 6–8 % low
+        Perturbation("activation labels tanh <-> leaky_relu:0.5", swap("activation", "tanh", "leaky_relu:0.5"),
+                     {0, 2}, {1, 3}),
+        Perturbation("probe_batch labels 8 <-> 128", swap("probe_batch", 8, 128), {0, 1}, {2, 3, 4}),
+        Perturbation("depth labels 8 <-> 48", swap("depth", 8, 48), {3}, {4}),
+        Perturbation("leaky_relu:0.5's final train accuracy × 0.3",
+                     transform("runs", "final_train_accuracy", lambda v, rows: v * 0.3,
+                               runs_of(activation="leaky_relu:0.5")), {4}, {0, 1, 2, 3}),
+    ]),
     ("vanishing", "stored"): (3, [  # sigmoid shrinks > 4×/layer, ReLU + He flat, tanh ≫ sigmoid
         # claim 0 under the swap: tanh's factor is ≈ 1 at σ_w² = 1, the bound 1/4
         Perturbation("activation labels sigmoid <-> tanh", swap("activation", "sigmoid", "tanh"),
@@ -474,6 +486,10 @@ REPRODUCTIONS = [
     # clipping keeps exploding nets finite and lets the moderate ones learn
     ("pascanu2013", "test", 6),
     pytest.param("pascanu2013", "quick", 6, marks=slow),
+    # BN-MLPs at init: ‖∂L/∂h_l‖² grows by the mean-field λ(φ, B) within 5 %, more at small B and for φ
+    # further from linear; depth 48 BN-ReLU stays near chance where depth 8 trains, leaky_relu:0.5 trains at 48
+    ("yang2019", "test", 5),
+    pytest.param("yang2019", "quick", 5, marks=slow),
     # the adding problem at T = 100, 150: the LSTM solves it, a tanh RNN stays at the baseline
     pytest.param("hochreiter1997", "quick", 4, marks=slow),
     # the adding problem at T = 150, 200: the IRNN beats the baseline, a tanh RNN stays at it
