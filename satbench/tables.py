@@ -75,6 +75,8 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
             "grad_decay": probes.decay_rate(rec.layers["grad_norm"][i, 0, :d]) if "grad_norm" in rec.layers else np.nan,
             "xi_c_measured": (fits.correlation_depth_scale(rec.layers["pair_cosine"][i, 0, :d])
                               if "pair_cosine" in rec.layers else np.nan),
+            "signal_decay": (probes.decay_rate(rec.layers["signal_norm"][i, 0, :d]) if "signal_norm" in rec.layers
+                             else np.nan),
             "time_per_step_s": chunk_seconds / max(cfg["steps"], 1),
             "chunk_lanes": n,
             "program_depth": dmax,
@@ -98,8 +100,24 @@ def _mean_field_point(row: dict, inits) -> tuple[float, float]:
     return inits.mean_field_sigma_w2(row["init"], row["sigma_w2"]), row["sigma_b2"]
 
 
+def _batchnorm_growth(runs: pd.DataFrame) -> np.ndarray:
+    """λ(φ, probe_batch) for plain BatchNorm MLPs (the probe normalises with its own batch of
+    ``probe_batch``), NaN for every other config and for batches below the theory's B ≥ 4."""
+    from satbench import batchnorm_theory
+
+    if "norm" not in runs or "probe_batch" not in runs:  # configs from before these fields
+        return np.full(len(runs), np.nan)
+    residual = runs["residual"].fillna(False).astype(bool) if "residual" in runs else False
+    no_masks = runs["dropout"] == 0 if "dropout" in runs else True
+    applies = ((runs["model"] == "mlp") & (runs["norm"] == "batchnorm") & ~residual & (runs["probe_batch"] >= 4)
+               & no_masks)
+    return np.array([batchnorm_theory.gradient_growth(act, int(b)) if ok else np.nan
+                     for act, b, ok in zip(runs["activation"], runs["probe_batch"], applies)])
+
+
 THEORY_COLUMNS = ("mf_sigma_w2", "mf_sigma_b2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory",
-                  "time_decay_theory")
+                  "time_decay_theory",
+                  "bn_signal_decay_theory")
 
 
 def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
@@ -114,7 +132,9 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     A family may place a config elsewhere on the (σ_w², σ_b²) plane (``Family.mean_field_point``: a
     recurrent net's input enters each step like a bias); mf_sigma_b2 records where. Configs with
     ``dropout`` get the theory with its masks (``theory.dropout_summaries``: q*, χ₁ at σ_w²/ρ, the
-    c-map's c* < 1 and its ξ_c)."""
+    c-map's c* < 1 and its ξ_c).
+    bn_signal_decay_theory: a plain BatchNorm MLP's per-layer growth of ‖∂L/∂h_l‖² going back,
+    λ(φ, probe_batch) (``batchnorm_theory``); NaN for other configs."""
     from satbench import inits, theory
 
     if configs.empty:
@@ -164,4 +184,5 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
         with jax.enable_x64(True):  # ∂h_L/∂h_1 is a product of depth − 1 layer Jacobians
             mean, var = theory.jacobian_moments(act, sw2, sb2, int(depth) - 1, kind)
         runs.loc[idx, ["jac_mean_s2_theory", "jac_var_s2_theory"]] = [float(mean), float(var)]
+    runs["bn_signal_decay_theory"] = _batchnorm_growth(runs)
     return runs.set_index("config_id")[list(THEORY_COLUMNS)]

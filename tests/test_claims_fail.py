@@ -57,7 +57,8 @@ def _with(results, table: str, df: pd.DataFrame):
 
 
 #: what the theory columns of runs are computed from (tables.theory_columns)
-THEORY_KEYS = ["activation", "init", "sigma_w2", "sigma_b2", "depth", "norm", "residual", "jacobian_samples"]
+THEORY_KEYS = ["activation", "init", "sigma_w2", "sigma_b2", "depth", "norm", "residual", "jacobian_samples",
+               "probe_batch", "dropout"]
 
 
 def swap(column: str, a, b) -> Callable:
@@ -326,6 +327,17 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("ReZero's final train accuracy × 0.5",
                      transform("runs", "final_train_accuracy", lambda v, rows: v * 0.5,
                                runs_of(residual_branch="rezero")), {2}, {0, 1}),
+    ("yang2019", "test"): (5, [  # λ = theory, falls with B, relu > tanh > leaky, deep relu fails, deep leaky trains
+        Perturbation("tanh's fitted factor × 1.1", transform("runs", "signal_decay", lambda v, rows: v * 1.1,
+                                                             runs_of(activation="tanh")), {0}, {1, 2, 3, 4}),
+        # the theory follows the label: leaky_relu:0.5's factors read against tanh's λ are 6–8 % low
+        Perturbation("activation labels tanh <-> leaky_relu:0.5", swap("activation", "tanh", "leaky_relu:0.5"),
+                     {0, 2}, {1, 3}),
+        Perturbation("probe_batch labels 8 <-> 128", swap("probe_batch", 8, 128), {0, 1}, {2, 3, 4}),
+        Perturbation("depth labels 8 <-> 48", swap("depth", 8, 48), {3}, {4}),
+        Perturbation("leaky_relu:0.5's final train accuracy × 0.3",
+                     transform("runs", "final_train_accuracy", lambda v, rows: v * 0.3,
+                               runs_of(activation="leaky_relu:0.5")), {4}, {0, 1, 2, 3}),
     ]),
     ("vanishing", "stored"): (3, [  # sigmoid shrinks > 4×/layer, ReLU + He flat, tanh ≫ sigmoid
         # claim 0 under the swap: tanh's factor is ≈ 1 at σ_w² = 1, the bound 1/4
@@ -484,6 +496,10 @@ REPRODUCTIONS = [
     # a 1000-layer residual MLP without normalisation: He init with α = 1 overflows, Fixup and ReZero train
     ("zhang2019", "test", 3),
     pytest.param("zhang2019", "quick", 3, marks=slow),
+    # BN-MLPs at init: ‖∂L/∂h_l‖² grows by the mean-field λ(φ, B) within 5 %, more at small B and for φ
+    # further from linear; depth 48 BN-ReLU stays near chance where depth 8 trains, leaky_relu:0.5 trains at 48
+    ("yang2019", "test", 5),
+    pytest.param("yang2019", "quick", 5, marks=slow),
     # the adding problem at T = 100, 150: the LSTM solves it, a tanh RNN stays at the baseline
     pytest.param("hochreiter1997", "quick", 4, marks=slow),
     # the adding problem at T = 150, 200: the IRNN beats the baseline, a tanh RNN stays at it

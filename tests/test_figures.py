@@ -345,6 +345,22 @@ def check_zhang2019(fig, results):
     assert len(ax_q.get_lines()) == len(branches)
 
 
+def check_yang2019(fig, results):
+    ax_l, ax_b, ax_t = panels(fig)
+    runs = results.runs
+    depth = int(runs["depth"].max())
+    deep = runs[runs["depth"] == depth]
+    acts = sorted(runs["activation"].unique())
+    assert set(legend(ax_l)) == set(acts)
+    assert len(data_lines(ax_l, depth)) == len(acts)  # the median curve of each activation
+    assert len(data_lines(ax_l, depth - 1)) == len(acts)  # its theory slope over layers 2..depth
+    assert ax_b.get_xscale() == "log" and set(acts) | {"linear φ"} == set(legend(ax_b))
+    points = np.concatenate([c.get_offsets() for c in ax_b.collections])
+    assert len(points) == len(deep)  # a marker per deepest net
+    np.testing.assert_allclose(sorted(points[:, 1]), sorted(deep["signal_decay"]), rtol=1e-6)
+    assert len(data_lines(ax_t, results.curves["step"].nunique())) == runs.groupby(["activation", "depth"]).ngroups
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 
