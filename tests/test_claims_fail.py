@@ -327,6 +327,7 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("ReZero's final train accuracy × 0.5",
                      transform("runs", "final_train_accuracy", lambda v, rows: v * 0.5,
                                runs_of(residual_branch="rezero")), {2}, {0, 1}),
+    ]),
     ("yang2019", "test"): (5, [  # λ = theory, falls with B, relu > tanh > leaky, deep relu fails, deep leaky trains
         Perturbation("tanh's fitted factor × 1.1", transform("runs", "signal_decay", lambda v, rows: v * 1.1,
                                                              runs_of(activation="tanh")), {0}, {1, 2, 3, 4}),
