@@ -48,6 +48,12 @@ def _known_inits():
     return inits.known_inits()
 
 
+def _init_problem(values):
+    from satbench import inits
+
+    return inits.config_problem(values)
+
+
 FIELDS: dict[str, Field] = {
     "model": Field(str, "mlp", "model family (satbench list)", choices(families.known), id_omits_default=True),
     "activation": Field(str, "tanh", "nonlinearity φ (satbench list)", _activation),
@@ -274,6 +280,9 @@ def _check_consistency(values: dict, where: str) -> None:
         able = [n for n in families.known() if families.get(n).per_step_outputs]
         raise SpecError(f"{where}: dataset {values['dataset']!r} has a label at every step, which model "
                         f"{values['model']} cannot output; allowed models: {', '.join(able)}")
+    problem = _init_problem(values)
+    if problem:
+        raise SpecError(f"{where}: {problem}")
     problem = family.check(values) if family.check else None
     if problem:
         raise SpecError(f"{where}: model {values['model']}: {problem}")
