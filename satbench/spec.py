@@ -82,6 +82,9 @@ FIELDS: dict[str, Field] = {
     "jacobian_samples": Field(int, 0, "examples whose input-output Jacobian spectrum is probed", non_negative),
     "histogram_bins": Field(int, 0, "bins of per-layer histograms of φ(h_l) and ∂L/∂h_l at each probe (0: off)",
                             non_negative, id_omits_default=True),
+    "input_grad_probe": Field(bool, False, "probe the input gradients of the probe batch: their consecutive "
+                              "examples' correlation (runs input_grad_autocorr) and the table input_grads",
+                              id_omits_default=True),
     "target_loss": Field(float, None, "train loss that counts as trained", positive, batched=True, optional=True),
     "layers": Field(str, "auto", "layer stack: scan, unroll or auto (planner)",
                     choices(lambda: ["auto", "scan", "unroll"])),
