@@ -178,8 +178,12 @@ def neighbour_correlation(grads) -> jax.Array:
     random weights, whose mean gradient is 0): 1 for a constant gradient (a linear net), ≈ 0 for
     white noise. For vector inputs it pools the inner products of consecutive examples'
     gradient vectors, which needs no order on the examples to be defined but means "nearby
-    inputs" only where consecutive examples are near. NaN when every gradient is 0."""
+    inputs" only where consecutive examples are near. The gradients are scaled by their largest
+    entry first, so those of an exploding net (|g| ≈ 1e11 at depth 50) do not overflow the
+    sums of squares. NaN when every gradient is 0 or one is not finite."""
     g = grads.reshape(grads.shape[0], -1)
+    scale = jnp.max(jnp.abs(g))
+    g = g / jnp.where(scale > 0, scale, 1.0)
     a, b = g[:-1], g[1:]
     return jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
 

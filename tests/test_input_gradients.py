@@ -74,6 +74,9 @@ def test_neighbour_correlation_equals_a_numpy_loop_and_its_extremes():
     assert abs(float(probes.neighbour_correlation(jnp.asarray(rng.normal(size=(4000,)))))) < 0.05  # white noise
     assert float(probes.neighbour_correlation(jnp.full((10, 2), 3.0))) == pytest.approx(1.0)
     assert float(probes.neighbour_correlation(jnp.asarray([1.0, -1.0] * 5))) == pytest.approx(-1.0)
+    huge = rng.normal(size=(256,)) * 1e12  # its sums of squares overflow float32 unless scaled first
+    assert float(probes.neighbour_correlation(jnp.asarray(huge, jnp.float32))) == pytest.approx(
+        _correlation_loop(huge), rel=1e-4, abs=1e-5)
 
 
 def test_a_sweep_stores_the_gradients_and_their_correlation(tmp_path):

@@ -55,6 +55,7 @@ FIXTURES = {
                                  sigma_w2=[0.25, 4.0], seed=[0])),
     "hochreiter1997": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
     "le2015": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
+    "balduzzi2017": ("quick", dict(width=16, probe_batch=64, depth=[2, 8], seed=[0])),
 }
 
 #: the fixtures whose claims tests/test_claims_fail.py checks on these tables
