@@ -140,9 +140,9 @@ def plot(results):
                 label=f"fit to plain{BN} (depths {fitted[0]}–{fitted[-1]}): {factor:.3f}^L")
     n = len(gradient_along_grid(results, next(iter(picks.values())))) if picks else 256
     ax.axhline(1 / np.sqrt(n - 1), color="grey", lw=0.8, ls="-.", label=f"white noise, 1/√{n - 1}")
-    ax.set(yscale="log", ylim=(1e-3, 1.5), xlabel="depth L (layers)",
+    ax.set(yscale="log", ylim=(1e-6, 1.5), xlabel="depth L (layers)",
            ylabel="|correlation of neighbouring g| (lag 1)", title="gradient correlation at init vs depth")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
     runs = results.runs
     alpha = runs.loc[runs["residual"].astype(bool), "residual_scale"]
     fig.suptitle(f"Shattered gradients: ReLU MLPs 1 → {int(runs['width'].iloc[0])} → … → 1, He or looks-linear "

@@ -319,11 +319,13 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("IRNN final MSE × 10 (≈ 0.01 → 0.1)",
                      transform("runs", "final_loss", lambda v, rows: v * 10, runs_of(remedy="irnn")), {0, 2}, {1, 3}),
     ]),
-    ("balduzzi2017", "quick"): (5, [  # shallow plain smooth, deep plain shattered, plain decays
+    ("balduzzi2017", "test"): (5, [  # shallow plain smooth, deep plain shattered, plain decays
         # exponentially, residual far slower, looks-linear 1
         # claim 0 under the first swap: residual depth 2 is as smooth as plain (≈ .99)
         Perturbation("residual labels false <-> true", swap("residual", False, True), {1, 2, 3}, {4}),
-        Perturbation("init labels he <-> looks_linear", swap("init", "he", "looks_linear"), {1, 2, 3, 4}, {0}),
+        # "plain + BN" then reads looks-linear + BN nets, whose correlation BatchNorm's rounding noise
+        # lowers too (0.15 at depth 24): only the residual and looks-linear claims are sure to fail
+        Perturbation("init labels he <-> looks_linear", swap("init", "he", "looks_linear"), {3, 4}, {0}),
         Perturbation("looks-linear correlations − 1e-3",
                      transform("runs", "input_grad_autocorr", lambda v, rows: v - 1e-3, runs_of(init="looks_linear")),
                      {4}, {0, 1, 2, 3}),
@@ -491,7 +493,8 @@ REPRODUCTIONS = [
     pytest.param("pascanu2013", "quick", 6, marks=slow),
     # shattered gradients at init: plain ReLU + BN nets' neighbouring input gradients decorrelate with
     # depth, residual nets' far less, looks-linear nets' stay at 1
-    ("balduzzi2017", "quick", 5),
+    ("balduzzi2017", "test", 5),
+    pytest.param("balduzzi2017", "quick", 5, marks=slow),
     # the adding problem at T = 100, 150: the LSTM solves it, a tanh RNN stays at the baseline
     pytest.param("hochreiter1997", "quick", 4, marks=slow),
     # the adding problem at T = 150, 200: the IRNN beats the baseline, a tanh RNN stays at it
