@@ -11,6 +11,7 @@ always N(0, sigma_b2): standard noise times √σ_b².
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -102,16 +103,54 @@ def identity(noise, sigma_w2):
     return jnp.zeros_like(noise).at[centre].set(eye)
 
 
+#: where a weight sits in a layered net: a rule with ``Init.pairs`` builds each differently
+ROLES = ("first", "hidden", "readout")
+
+
+def _mirror(a, axis):
+    """[a, −a] along ``axis``."""
+    return jnp.concatenate([a, -a], axis=axis)
+
+
+def looks_linear(noise, sigma_w2, role="hidden"):
+    """Looks-linear init (Balduzzi et al. 2017): units in mirrored pairs, an orthogonal
+    σ_w·A (``orthogonal``, drawn from the noise's leading block) per layer.
+
+    A hidden layer (2m × 2m) is [[A, −A], [−A, A]]: on mirrored inputs a = [φ(u), φ(−u)] it gives
+    h = (φ(u) − φ(−u)) A, mirrored again as [v, −v], and for ReLU φ(u) − φ(−u) = u, so the net is
+    linear at initialisation (affine with the mirrored biases of ``Init.pairs``) while each unit
+    is still a ReLU. The first layer only mirrors its outputs, [A, −A]; the readout only takes
+    the pairs' difference, [B; −B]. Dense weights only (a kernel has no such block form).
+    """
+    rows, cols = noise.shape
+    if role == "first":
+        return _mirror(orthogonal(noise[:, : cols // 2], sigma_w2), axis=1)
+    if role == "readout":
+        return _mirror(orthogonal(noise[: rows // 2], sigma_w2), axis=0)
+    a = orthogonal(noise[: rows // 2, : cols // 2], sigma_w2)
+    return _mirror(_mirror(a, axis=1), axis=0)
+
+
+def mirrored_bias(noise):
+    """[c, −c] from the leading half of standard noise (last axis): a mirrored pair's two
+    pre-activations stay each other's negatives, so a looks-linear net stays affine whatever σ_b²."""
+    return _mirror(noise[..., : noise.shape[-1] // 2], axis=-1)
+
+
 @dataclasses.dataclass(frozen=True)
 class Init:
     """A registered rule. ``mean_field_gain``: fan_in · Var(W) / σ_w² of a square hidden layer,
     so the σ_w² of mean-field theory is gain · sigma_w2 (He doubles it, "standard" thirds it).
     ``program``: rules that share a program evaluate all and select per lane (elementwise ones);
-    an SVD per layer is worth a program of its own."""
+    an SVD per layer is worth a program of its own.
+    ``pairs``: units come in mirrored pairs (looks-linear): the rule also takes the weight's role
+    (``ROLES``), layer biases are mirrored (``mirrored_bias``), and only an MLP of even width
+    can have it (``config_problem``)."""
 
     rule: InitFn
     mean_field_gain: float
     program: str = "elementwise"
+    pairs: bool = False
 
 
 INITS: dict[str, Init] = {
@@ -124,6 +163,9 @@ INITS: dict[str, Init] = {
     "orthogonal": Init(orthogonal, 1.0, program="orthogonal"),
     "delta_orthogonal": Init(delta_orthogonal, 1.0, program="delta_orthogonal"),
     "identity": Init(identity, 1.0),
+    # fan_in · Var(W) = 2m · σ_w²/m (A's entries have variance σ_w²/m); a linear net at init, which
+    # mean-field theory does not describe (families.mlp leaves its theory columns NaN)
+    "looks_linear": Init(looks_linear, 2.0, program="looks_linear", pairs=True),
 }
 
 
@@ -148,9 +190,31 @@ def _entry(name: str) -> Init:
         raise ValueError(f"unknown init {name!r}; known: {', '.join(known_inits())}") from None
 
 
-def get_init(name: str) -> InitFn:
-    """The init rule for ``name``; unknown names list the known ones."""
-    return _entry(name).rule
+def get_init(name: str, role: str = "hidden") -> InitFn:
+    """The init rule for ``name`` of a weight in ``role`` (``ROLES``; only a rule with ``pairs``
+    tells them apart); unknown names list the known ones."""
+    entry = _entry(name)
+    return functools.partial(entry.rule, role=role) if entry.pairs else entry.rule
+
+
+def bias_rule(name: str) -> Callable[[jax.Array], jax.Array]:
+    """Standard noise → a layer's standard bias noise (times √σ_b² after): unchanged, or
+    ``mirrored_bias`` for a rule with ``pairs``. The readout's bias is never mirrored."""
+    return mirrored_bias if _entry(name).pairs else (lambda noise: noise)
+
+
+def config_problem(values) -> str | None:
+    """Why a config cannot have its init (None if it can): a rule with ``pairs`` needs an MLP of
+    even width (a recurrent net's ``recurrent_init`` too, so it has none)."""
+    for field in ("init", "recurrent_init"):
+        name = values.get(field)
+        if name not in INITS or not INITS[name].pairs:
+            continue
+        if values["model"] != "mlp":
+            return f"{field} {name} needs model mlp (mirrored unit pairs of dense layers), got {values['model']}"
+        if values["width"] % 2:
+            return f"width must be even for init {name} (units in mirrored pairs), got {values['width']}"
+    return None
 
 
 def sample(name: str, key, shape: tuple[int, ...], sigma_w2=1.0) -> jax.Array:

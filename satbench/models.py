@@ -95,16 +95,17 @@ class LayerStack(nnx.Module):
 
     def __init__(self, arch, sigma_w2, sigma_b2, *, rngs: nnx.Rngs, init_index=0, lane=None):
         self.arch = arch
-        rule = _init_rule(arch.init, init_index)
         shapes = self.param_shapes(arch)
         noise = draw_noise(rngs.params(), shapes)
         bias_scale = jnp.sqrt(sigma_b2)
+        bias = _select([inits.bias_rule(n) for n in arch.init], init_index)
         # one weight after the other, and the hidden ones (which every probe uses) after all
         # three (see ``after``): the orthogonal rule is an SVD
-        w_in = rule(noise["w_in"], sigma_w2)
-        w_hidden = jax.vmap(rule, in_axes=(0, None))(after(noise["w_hidden"], w_in), sigma_w2)
+        w_in = _init_rule(arch.init, init_index, "first")(noise["w_in"], sigma_w2)
+        hidden_rule = _init_rule(arch.init, init_index, "hidden")
+        w_hidden = jax.vmap(hidden_rule, in_axes=(0, None))(after(noise["w_hidden"], w_in), sigma_w2)
         w_hidden = w_hidden.reshape(shapes["w_hidden"])
-        w_out = rule(after(noise["w_out"], w_hidden), sigma_w2)
+        w_out = _init_rule(arch.init, init_index, "readout")(after(noise["w_out"], w_hidden), sigma_w2)
         branch = getattr(arch, "residual_branch", "fixed")
         if branch == "fixup":  # Zhang et al. 2019 for two-layer branches: the first layer scaled by
             # depth^-1/2, the second (``w_branch``) and the readout zero
@@ -112,9 +113,9 @@ class LayerStack(nnx.Module):
             w_out = jnp.zeros_like(w_out)
             self.w_branch = nnx.Param(jnp.zeros_like(w_hidden))
         self.w_in = nnx.Param(w_in)
-        self.b_in = nnx.Param(noise["b_in"] * bias_scale)
+        self.b_in = nnx.Param(bias(noise["b_in"]) * bias_scale)
         self.w_hidden = nnx.Param(after(w_hidden, w_out))
-        self.b_hidden = nnx.Param(noise["b_hidden"] * bias_scale)
+        self.b_hidden = nnx.Param(bias(noise["b_hidden"]) * bias_scale)
         self.w_out = nnx.Param(w_out)
         self.b_out = nnx.Param(noise["b_out"] * bias_scale)
         if branch != "fixed":  # a learned α per layer (layer 1's is unused: it has no branch)
@@ -349,19 +350,24 @@ def after(x, earlier):
     return jax.tree.map(lambda v: v + (first * 0).astype(v.dtype), x)
 
 
-def _init_rule(names: tuple[str, ...], index):
-    """The init rule ``names[index]``; with several names, ``index`` may be traced."""
-    rules = [inits.get_init(n) for n in names]
+def _init_rule(names: tuple[str, ...], index, role: str = "hidden"):
+    """The init rule ``names[index]`` for a weight in ``role`` (``inits.ROLES``); with several
+    names, ``index`` may be traced."""
+    return _select([inits.get_init(n, role) for n in names], index)
+
+
+def _select(rules, index):
+    """``rules[index]`` as one function; with several, ``index`` may be traced."""
     if len(rules) == 1:
         return rules[0]
 
-    def select(noise, sigma_w2):
+    def select(*args):
         # every rule, then a select: what ``lax.switch`` becomes under vmap anyway (the rules are
         # elementwise), and a lane run alone then computes exactly the same ops as in a chunk
-        weight = rules[0](noise, sigma_w2)
+        out = rules[0](*args)
         for k, rule in enumerate(rules[1:], start=1):
-            weight = jnp.where(index == k, rule(noise, sigma_w2), weight)
-        return weight
+            out = jnp.where(index == k, rule(*args), out)
+        return out
 
     return select
 

@@ -95,8 +95,28 @@ def timesteps_at_init(sites: dict) -> dict[str, np.ndarray]:
     return out
 
 
+def input_grad_rows(chunk: Chunk, probe: dict) -> pd.DataFrame:
+    """One row per (config, probe, probe example, input feature): ``input_grad``, the gradient of
+    the summed outputs with respect to that input (``probes.input_gradient_probe``)."""
+    grads = np.asarray(probe["gradient"], np.float64)  # (n, probes, examples, features)
+    c, p, s, f = np.meshgrid(*(np.arange(d) for d in grads.shape), indexing="ij")
+    return pd.DataFrame({
+        "config_id": chunk.ids[c.ravel()], "step": chunk.probe_steps[p.ravel()],
+        "sample": s.ravel(), "feature": f.ravel(), "input_grad": grads.reshape(-1),
+    })
+
+
+def input_grad_summary(probe: dict) -> dict[str, np.ndarray]:
+    """Each config's ``input_grad_autocorr`` at initialisation and ``input_grad_autocorr_final`` at
+    the last probe: the correlation of consecutive probe examples' input gradients
+    (``probes.neighbour_correlation``)."""
+    corr = np.asarray(probe["autocorr"], np.float64)  # (n, probes)
+    return {"input_grad_autocorr": corr[:, 0], "input_grad_autocorr_final": corr[:, -1]}
+
+
 PROBE_TABLES: dict[str, ProbeTable] = {t.name: t for t in (
     ProbeTable("spectra", ("config_id", "step", "sample", "index"), spectra_rows, spectra_at_init),
     ProbeTable("histograms", ("config_id", "step", "quantity", "layer", "bin"), histogram_rows),
     ProbeTable("timesteps", ("config_id", "step", "t"), timestep_rows, timesteps_at_init),
+    ProbeTable("input_grads", ("config_id", "step", "sample", "feature"), input_grad_rows, input_grad_summary),
 )}

@@ -174,3 +174,39 @@ def jacobian_singular_values(graphdef, params, x, ctx=models.Context()) -> jax.A
         return jnp.where(finite, jnp.linalg.svd(jnp.where(finite, jac, 0.0), compute_uv=False), jnp.nan)
 
     return jax.vmap(one)(h1)
+
+
+def input_gradients(graphdef, params, x, ctx=models.Context()) -> jax.Array:
+    """∂(Σ_k f_k(x_i))/∂x_i for each example of ``x``, shaped like ``x``: the gradient of the
+    network's summed outputs with respect to its input (for one output, Balduzzi et al. 2017's
+    g(x) = df/dx; the loss is left out, so the targets do not enter). A BatchNorm net is
+    differentiated with the statistics of the batch ``x`` held fixed, so each example's
+    gradient is its own."""
+    model = nnx.merge(graphdef, params)
+    if "batchnorm" in model.arch.norm and ctx.stats is None:
+        ctx = ctx._replace(stats=model(x, ctx).batch_stats)
+    return jax.grad(lambda v: model(v, ctx).logits.sum())(x)
+
+
+def neighbour_correlation(grads) -> jax.Array:
+    """Σ_i ⟨g_i, g_{i+1}⟩ / √(Σ_i ‖g_i‖² · Σ_i ‖g_{i+1}‖²), i = 1..n−1: how alike the gradients
+    of consecutive examples are. For scalar inputs on a sorted grid it is the lag-1
+    autocorrelation of g(x) along the grid, uncentred (Balduzzi et al.'s correlation is over
+    random weights, whose mean gradient is 0): 1 for a constant gradient (a linear net), ≈ 0 for
+    white noise. For vector inputs it pools the inner products of consecutive examples'
+    gradient vectors, which needs no order on the examples to be defined but means "nearby
+    inputs" only where consecutive examples are near. The gradients are scaled by their largest
+    entry first, so those of an exploding net (|g| ≈ 1e11 at depth 50) do not overflow the
+    sums of squares. NaN when every gradient is 0 or one is not finite."""
+    g = grads.reshape(grads.shape[0], -1)
+    scale = jnp.max(jnp.abs(g))
+    g = g / jnp.where(scale > 0, scale, 1.0)
+    a, b = g[:-1], g[1:]
+    return jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
+
+
+def input_gradient_probe(graphdef, params, x, ctx=models.Context()) -> dict[str, jax.Array]:
+    """The input-gradient probe (``input_grad_probe``): each example's gradient flattened,
+    (n, features), and their ``neighbour_correlation`` (probe_tables' "input_grads")."""
+    grads = input_gradients(graphdef, params, x, ctx)
+    return {"gradient": grads.reshape(grads.shape[0], -1), "autocorr": neighbour_correlation(grads)}

@@ -49,6 +49,12 @@ def _known_inits():
     return inits.known_inits()
 
 
+def _init_problem(values):
+    from satbench import inits
+
+    return inits.config_problem(values)
+
+
 FIELDS: dict[str, Field] = {
     "model": Field(str, "mlp", "model family (satbench list)", choices(families.known), id_omits_default=True),
     "activation": Field(str, "tanh", "nonlinearity φ (satbench list)", _activation),
@@ -79,6 +85,9 @@ FIELDS: dict[str, Field] = {
                           "xi_c_measured); 2 x pair_samples <= probe_batch (0: off)", non_negative, id_omits_default=True),
     "histogram_bins": Field(int, 0, "bins of per-layer histograms of φ(h_l) and ∂L/∂h_l at each probe (0: off)",
                             non_negative, id_omits_default=True),
+    "input_grad_probe": Field(bool, False, "probe the input gradients of the probe batch: their consecutive "
+                              "examples' correlation (runs input_grad_autocorr) and the table input_grads",
+                              id_omits_default=True),
     "target_loss": Field(float, None, "train loss that counts as trained", positive, batched=True, optional=True),
     "layers": Field(str, "auto", "layer stack: scan, unroll or auto (planner)",
                     choices(lambda: ["auto", "scan", "unroll"])),
@@ -292,6 +301,9 @@ def _check_consistency(values: dict, where: str) -> None:
         able = [n for n in families.known() if families.get(n).per_step_outputs]
         raise SpecError(f"{where}: dataset {values['dataset']!r} has a label at every step, which model "
                         f"{values['model']} cannot output; allowed models: {', '.join(able)}")
+    problem = _init_problem(values)
+    if problem:
+        raise SpecError(f"{where}: {problem}")
     problem = family.check(values) if family.check else None
     if problem:
         raise SpecError(f"{where}: model {values['model']}: {problem}")

@@ -313,6 +313,8 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
             if batchnorm:  # the probe batch's statistics, held fixed
                 jac_ctx = ctx._replace(stats=nnx.merge(graphdef, p)(x_probe, ctx).batch_stats)
             out["spectra"] = probes.jacobian_singular_values(graphdef, p, x_jac, jac_ctx)
+        if program.input_grad_probe:
+            out["input_grads"] = probes.input_gradient_probe(graphdef, p, x_probe, ctx)
         return out
 
     def sgd_step(s: TrainState, _):

@@ -340,6 +340,25 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
                      transform("runs", "final_train_accuracy", lambda v, rows: v * 0.3,
                                runs_of(activation="leaky_relu:0.5")), {4}, {0, 1, 2, 3}),
     ]),
+    ("balduzzi2017", "test"): (5, [  # shallow plain smooth, deep plain shattered, plain decays
+        # exponentially, residual far slower, looks-linear 1
+        # claim 0 under the first swap: residual depth 2 is as smooth as plain (≈ .99)
+        Perturbation("residual labels false <-> true", swap("residual", False, True), {1, 2, 3}, {4}),
+        # the BN claims then read looks-linear + BN nets, whose correlation BatchNorm's rounding noise
+        # lowers too (plain 0.2, residual 0.84 at depth 24, width 100): only the looks-linear claim
+        # is sure to fail
+        Perturbation("init labels he <-> looks_linear", swap("init", "he", "looks_linear"), {4}, {0}),
+        Perturbation("looks-linear correlations − 1e-3",
+                     transform("runs", "input_grad_autocorr", lambda v, rows: v - 1e-3, runs_of(init="looks_linear")),
+                     {4}, {0, 1, 2, 3}),
+        Perturbation("shallowest plain nets' correlation halved",
+                     transform("runs", "input_grad_autocorr", lambda v, rows: v / 2,
+                               lambda df: (df["init"] == "he") & ~df["residual"].astype(bool)
+                               & (df["depth"] == df["depth"].min())), {0}, {1, 3, 4}),
+        Perturbation("residual nets' correlation halved",
+                     transform("runs", "input_grad_autocorr", lambda v, rows: v / 2,
+                               runs_of(init="he", residual=True)), {3}, {0, 1, 2, 4}),
+    ]),
     ("vanishing", "stored"): (3, [  # sigmoid shrinks > 4×/layer, ReLU + He flat, tanh ≫ sigmoid
         # claim 0 under the swap: tanh's factor is ≈ 1 at σ_w² = 1, the bound 1/4
         Perturbation("activation labels sigmoid <-> tanh", swap("activation", "sigmoid", "tanh"),
@@ -501,6 +520,10 @@ REPRODUCTIONS = [
     # further from linear; depth 48 BN-ReLU stays near chance where depth 8 trains, leaky_relu:0.5 trains at 48
     ("yang2019", "test", 5),
     pytest.param("yang2019", "quick", 5, marks=slow),
+    # shattered gradients at init: plain ReLU + BN nets' neighbouring input gradients decorrelate with
+    # depth, residual nets' far less, looks-linear nets' stay at 1
+    ("balduzzi2017", "test", 5),
+    pytest.param("balduzzi2017", "quick", 5, marks=slow),
     # the adding problem at T = 100, 150: the LSTM solves it, a tanh RNN stays at the baseline
     pytest.param("hochreiter1997", "quick", 4, marks=slow),
     # the adding problem at T = 150, 200: the IRNN beats the baseline, a tanh RNN stays at it

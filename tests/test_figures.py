@@ -361,6 +361,27 @@ def check_yang2019(fig, results):
     assert len(data_lines(ax_t, results.curves["step"].nunique())) == runs.groupby(["activation", "depth"]).ngroups
 
 
+def check_balduzzi2017(fig, results):
+    from satbench.figures import balduzzi2017
+
+    axes = panels(fig)
+    picks = balduzzi2017.example_nets(results)
+    grid_axes = axes[1: 1 + len(picks)]  # the autocorrelation panel was added first
+    assert [ax.get_title() for ax in grid_axes] == list(picks)
+    n = results.runs["probe_batch"].iloc[0]
+    for ax, cid in zip(grid_axes, picks.values()):
+        (line,) = ax.get_lines()  # g / max|g| along the grid
+        g = balduzzi2017.gradient_along_grid(results, cid)
+        np.testing.assert_allclose(line.get_ydata(), g / np.abs(g).max(), rtol=1e-6)
+        assert len(line.get_xdata()) == n
+    ax = axes[-1]
+    assert ax.get_yscale() == "log"
+    (paper,) = [line for line in ax.get_lines() if line.get_label() == "paper, plain: 2^−L"]
+    np.testing.assert_allclose(paper.get_ydata(), 2.0 ** -np.asarray(paper.get_xdata(), float))
+    nets = set(balduzzi2017.correlations(results)["net"])
+    assert nets <= set(legend(ax))
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 

@@ -9,7 +9,8 @@ same data, and each (name, options) is read and preprocessed once per
 process. Modules: ``base`` (containers, ``DataError``), ``preprocess``,
 ``teacher_student``, ``shapes`` (Shapeset-3×2), ``shipped`` (digits, the
 bundled Fashion-MNIST subset), ``formats`` (IDX, npz, CIFAR batches),
-``folder`` (the data folder's layout), ``sequences`` (adding problem, digits as sequences).
+``folder`` (the data folder's layout), ``sequences`` (adding problem, digits as sequences),
+``line`` (scalar inputs on a grid).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from satbench.data import folder, preprocess, sequences, shapes, shipped, teacher_student
+from satbench.data import folder, line, preprocess, sequences, shapes, shipped, teacher_student
 from satbench.data.base import DataError, Dataset, DatasetInfo, Raw, Sequence
 from satbench.data.preprocess import PREPROCESS
 
@@ -73,6 +74,9 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("permuted_mnist", sequences.permuted_mnist, 60_000, 10_000, 784, 10, "center", (0.0, 255.0),
                 "MNIST's pixels one per step in a fixed random order (Le et al. 2015), from the data folder",
                 origin="folder", folder="mnist", sequence=Sequence(784, lambda t: 1, lengths=(784,))),
+    DatasetInfo("line", line.line, 1024, 256, 1, 1, "none", (line.LOW, line.HIGH),
+                "scalar x: a sorted grid of 256 points on [−2, 2] (the probe batch), then uniform points; "
+                "target sin(πx) (generated; Balduzzi et al. 2017's 1-D setting)", task="regress"),
 )}
 
 
