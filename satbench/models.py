@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from satbench import activations, families, inits
+from satbench import activations, families, inits, phi_hat
 from satbench.fields import normalises
 
 LAYER_MODES = ("scan", "unroll")
@@ -58,6 +58,8 @@ class Context(NamedTuple):
     norm_index: which of ``arch.norm`` this lane uses (a "none" lane's h passes exactly).
     lane: the lane's per-config numbers (``train.Lane``): a family reads its own per-lane
       fields there (a gate's bias, a branch scale), so sweeping them compiles nothing.
+    phi: the lane's activation transform φ̂ = γ(φ(αh + β) + δ) (``phi_hat.PhiTransform``: DKS, TAT);
+      None: φ as named, exactly (a program without transformed configs).
     """
 
     active: jax.Array | None = None
@@ -67,6 +69,7 @@ class Context(NamedTuple):
     activation_index: jax.Array | int = 0
     norm_index: jax.Array | int = 0
     lane: dict | None = None
+    phi: phi_hat.PhiTransform | None = None
 
 
 class Forward(NamedTuple):
@@ -190,6 +193,8 @@ class LayerStack(nnx.Module):
         return jnp.concatenate([first, rest])
 
     def _phi(self, ctx: Context):
+        if ctx.phi is not None:
+            return phi_hat.function(self.arch.activation, ctx.activation_index, ctx.phi)
         return activations.switch([activations.get_activation(n) for n in self.arch.activation], ctx.activation_index)
 
     def _norm_params(self, ctx: Context, dtype):
