@@ -220,12 +220,36 @@ def _canonical(activation: str, k: TransformConstants) -> TransformConstants:
 DKS_STARTS = tuple((math.log(a), b) for a in (0.5, 1.0, 0.2, 2.0) for b in (0.5, 0.0, 1.0, -0.5, -1.0, 2.0))
 
 
+def _relu_c_slope(ratio: float) -> float:
+    """C'(1) of the centred, normalised relu(αx + β) with β/α = ``ratio``: the only number it has."""
+    m = moments("relu", 1.0, ratio)
+    return m.c_slope / (m.mean_sq - m.mean**2)
+
+
+def solve_dks_relu(depth: int, slope: float) -> TransformConstants:
+    """DKS for ReLU: relu(αx + β) = α·relu(x + β/α), so after centring and scaling only β/α is free;
+    it solves C'(1) = slope^{1/L} (Q'(1) = 1 is not reachable as well). β = ±1, α = 1/|β/α|."""
+    from scipy import optimize
+
+    local = slope ** (1.0 / depth)
+    lo, hi = -8.0, 30.0  # C'(1) falls from ≈ 30 to 1 + 1e-190 over this range of β/α
+    if not _relu_c_slope(hi) < local < _relu_c_slope(lo):
+        raise ValueError(f"dks_slope: ReLU cannot reach a local C'(1) of {local:.6g} (dks_slope {slope} over depth "
+                         f"{depth})")
+    ratio = optimize.brentq(lambda r: _relu_c_slope(r) - local, lo, hi, xtol=1e-14, rtol=1e-14)
+    alpha, beta = 1.0 / abs(ratio), math.copysign(1.0, ratio)
+    _, gamma, delta = _centred("relu", alpha, beta, None)
+    return TransformConstants(alpha, beta, gamma, delta)
+
+
 def solve_dks(activation: str, depth: int, slope: float = DEFAULT_DKS_SLOPE) -> TransformConstants:
     """DKS's α, β, γ, δ for ``activation`` in a chain of ``depth`` layers with net C'(1) = ``slope``."""
     from scipy import optimize
 
     if not slope > 1.0:
         raise ValueError(f"dks_slope must be > 1 (the net's C'(1) = ζ), got {slope}")
+    if activation == "relu":
+        return solve_dks_relu(depth, slope)
     local = slope ** (1.0 / depth)
     for start in DKS_STARTS:
         sol = optimize.root(functools.partial(_dks_residuals, activation, local), np.asarray(start), method="hybr")
@@ -234,8 +258,8 @@ def solve_dks(activation: str, depth: int, slope: float = DEFAULT_DKS_SLOPE) -> 
             _, gamma, delta = _centred(activation, alpha, beta, None)
             return _canonical(activation, TransformConstants(alpha, beta, gamma, delta))
     raise ValueError(f"act_transform dks: no input scale and shift give {activation} Q'(1) = 1 and C'(1) = "
-                     f"{local:.6g} (dks_slope {slope} over depth {depth}); positively homogeneous activations "
-                     "(relu, leaky_relu) have too few free numbers: use act_transform tat with leaky_relu")
+                     f"{local:.6g} (dks_slope {slope} over depth {depth}); leaky ReLU has too few free numbers "
+                     "(its scale and shift act as one): use act_transform tat with leaky_relu")
 
 
 def _leaky_c0(depth: int, slope: float) -> float:
