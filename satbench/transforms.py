@@ -40,6 +40,9 @@ DEFAULT_TAT_CURVATURE = 0.3
 Z_MAX = 12.0
 PANEL = 0.25
 NODES_PER_PANEL = 16
+#: the 2-D rule of ``c_map`` (a tensor product): coarser panels, ~450² nodes that carry weight
+C_MAP_PANEL = 0.5
+C_MAP_NODES = 12
 #: where the built-in activations have kinks (relu family, elu, selu, softsign at 0; hard_tanh at ±1)
 KINKS = (-1.0, 0.0, 1.0)
 #: a solution counts when every equation holds to this (absolute)
@@ -62,12 +65,12 @@ class TransformConstants:
 
 # ------------------------------------------------------------------------------- quadrature
 @functools.lru_cache(maxsize=64)
-def _nodes(breaks: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _nodes(breaks: tuple[float, ...], panel: float = PANEL, nodes: int = NODES_PER_PANEL):
     """Nodes z and weights of E[f(z)], z ~ N(0, 1): composite Gauss–Legendre with panel edges at
     ``breaks`` (so a kink of f is a panel edge, and each panel's integrand is smooth)."""
-    edges = np.union1d(np.linspace(-Z_MAX, Z_MAX, int(2 * Z_MAX / PANEL) + 1),
+    edges = np.union1d(np.linspace(-Z_MAX, Z_MAX, int(2 * Z_MAX / panel) + 1),
                        [b for b in breaks if -Z_MAX < b < Z_MAX])
-    t, w = np.polynomial.legendre.leggauss(NODES_PER_PANEL)
+    t, w = np.polynomial.legendre.leggauss(nodes)
     half, mid = np.diff(edges)[:, None] / 2, (edges[1:] + edges[:-1])[:, None] / 2
     z = (mid + half * t).ravel()
     weights = (half * w).ravel() * np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
@@ -151,7 +154,7 @@ def local_maps(activation: str, k: TransformConstants, curvature: bool = False) 
 def c_map(activation: str, k: TransformConstants, c) -> np.ndarray:
     """C(c) = E[φ̂(u) φ̂(v)] for unit-variance u, v of correlation ``c`` (array): the local C map at
     q = 1, by a tensor product of the 1-D rule (kinks on panel edges in the first variable only)."""
-    z, w = _nodes(_kinks_in_z(k.alpha, k.beta))
+    z, w = _nodes(_kinks_in_z(k.alpha, k.beta), panel=C_MAP_PANEL, nodes=C_MAP_NODES)
     keep = w > 1e-18 * w.max()  # nodes that carry weight: a 2-D grid of the rest
     z, w = z[keep], w[keep]
     phi = _elementwise(activation, k.param, 0)

@@ -54,6 +54,7 @@ FIXTURES = {
     "pascanu2013": ("test", dict(width=16, seq_len=12, steps=20, log_every=10, probe_batch=32,
                                  sigma_w2=[0.25, 4.0], seed=[0])),
     "hochreiter1997": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
+    "martens2021": ("test", dict(width=16, depth=20, steps=40, log_every=20, probe_every=40, seed=[0])),
     "le2015": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
 }
 
