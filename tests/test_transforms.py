@@ -253,3 +253,16 @@ def test_bad_transform_settings_are_one_line_spec_errors(fixed, message):
     with pytest.raises(spec.SpecError, match=message) as err:
         _configs(fixed)
     assert "\n" not in str(err.value)
+
+
+def test_mean_field_columns_are_left_empty_for_transformed_nets():
+    """The theory columns are the plain φ's: a transformed config gets NaN, its plain twin a number."""
+    import pandas as pd
+
+    from satbench import tables
+
+    configs = _configs('activation = "tanh"\ndepth = 10\nsteps = 0', 'act_transform = ["none", "dks"]')
+    frame = pd.DataFrame([{**c.values, "config_id": c.config_id} for c in configs])
+    theory = tables.theory_columns(frame)
+    chi1 = {c["act_transform"]: theory.loc[c.config_id, "chi1"] for c in configs}
+    assert chi1["none"] == pytest.approx(1.0, abs=1e-6) and np.isnan(chi1["dks"])
