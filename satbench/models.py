@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from satbench import activations, families, inits
+from satbench import activations, families, inits, phi_hat
 from satbench.fields import normalises
 
 LAYER_MODES = ("scan", "unroll")
@@ -62,6 +62,8 @@ class Context(NamedTuple):
       fields there (a gate's bias, a branch scale), so sweeping them compiles nothing.
     dropout_key: the key of this forward pass's dropout masks (a training step's, or the probes'),
       each layer's folded in from it, at the lane's ``dropout`` rate; None: no dropout (evaluation).
+    phi: the lane's activation transform φ̂ = γ(φ(αh + β) + δ) (``phi_hat.PhiTransform``: DKS, TAT);
+      None: φ as named, exactly (a program without transformed configs).
     """
 
     active: jax.Array | None = None
@@ -72,6 +74,7 @@ class Context(NamedTuple):
     norm_index: jax.Array | int = 0
     lane: dict | None = None
     dropout_key: jax.Array | None = None
+    phi: phi_hat.PhiTransform | None = None
 
 
 class Forward(NamedTuple):
@@ -209,6 +212,8 @@ class LayerStack(nnx.Module):
         return jnp.concatenate([first, rest])
 
     def _phi(self, ctx: Context):
+        if ctx.phi is not None:
+            return phi_hat.function(self.arch.activation, ctx.activation_index, ctx.phi)
         return activations.switch([activations.get_activation(n) for n in self.arch.activation], ctx.activation_index)
 
     def _norm_params(self, ctx: Context, dtype):

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from satbench import activations, fits, losses, models
+from satbench import activations, fits, losses, models, phi_hat
 
 #: |φ'(h)| below this fraction of max|φ'| counts as saturated.
 SATURATION_THRESHOLD = 0.05
@@ -93,8 +93,11 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
     names, index = arch.activation, ctx.activation_index
     phi = activations.switch([activations.get_activation(n) for n in names], index)
     dphi = activations.switch([activations.derivative(n) for n in names], index)(preacts)
-    acts = phi(preacts)
     threshold = SATURATION_THRESHOLD * jnp.asarray([activations.max_abs_derivative(n) for n in names])[index]
+    if ctx.phi is not None:  # a transformed φ̂(h) = γ(φ(αh + β) + δ): saturated where φ'(αh + β) is
+        phi, dphi = phi_hat.function(names, index, ctx.phi), phi_hat.derivative(names, index, ctx.phi)(preacts)
+        threshold = threshold * jnp.abs(ctx.phi.gamma * ctx.phi.alpha)
+    acts = phi(preacts)
     saturating = jnp.asarray([activations.get_entry(n).saturating for n in names])[index]
     units = tuple(range(1, preacts.ndim))  # examples × a site's units
     centre = tuple(n // 2 for n in arch.site_shape[:-1])  # an image's middle position (corners are often blank)

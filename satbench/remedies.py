@@ -44,6 +44,12 @@ REMEDIES: dict[str, Remedy] = {
     "selu": _remedy("SELU with N(0, 1/n) init: self-normalising (Klambauer et al. 2017)",
                     activation="selu", init="gaussian", sigma_w2=1.0),
     "clip": _remedy("global gradient-norm clipping at 1 (Pascanu et al. 2013)", clip_norm=1.0),
+    "dks": _remedy("the config's φ transformed by DKS for its depth, N(0, 1/n) weights, no biases "
+                   "(Martens et al. 2021)",
+                   act_transform="dks", init="gaussian", sigma_w2=1.0, sigma_b2=0.0),
+    "tat": _remedy("leaky ReLU with its slope and scale set by TAT for the depth, N(0, 1/n) weights, no biases "
+                   "(Zhang et al. 2022)", activation="leaky_relu", act_transform="tat", init="gaussian",
+                   sigma_w2=1.0, sigma_b2=0.0),
     "irnn": _remedy("recurrent nets: ReLU, identity recurrent matrix, input weights of gain 1e-3 (Le et al. 2015)",
                     activation="relu", recurrent_init="identity", input_sigma2=1e-3),
 }

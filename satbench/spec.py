@@ -23,7 +23,19 @@ from typing import Any
 from satbench import data, families, remedies, schedule
 from satbench.fields import Field, choices, non_negative, positive, unit_interval
 
+
+def greater_than_one(v):
+    return None if v > 1 else "must be > 1"
+
+
+def open_unit_interval(v):
+    return None if 0 < v < 1 else "must be in (0, 1)"
+
 MAX_CONFIGS = 200_000
+ACT_TRANSFORMS = ("none", "dks", "tat")
+#: the φ̂ constants ``act_transform`` fills (``satbench.phi_hat``), and the constants' sources
+PHI_FIELDS = ("phi_alpha", "phi_beta", "phi_gamma", "phi_delta", "phi_param")
+TRANSFORM_TARGETS = ("dks_slope", "tat_c0", "tat_curvature")
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 NORMS = ("none", "batchnorm", "layernorm")
 RESIDUAL_BRANCHES = ("fixed", "rezero", "fixup")
@@ -110,6 +122,26 @@ FIELDS: dict[str, Field] = {
                  id_omits_default=True, lane_none=float("inf")),
     "remedy": Field(str, None, "named bundle of init/norm/residual settings (satbench list)",
                     choices(remedies.known_remedies), optional=True, id_omits_default=True),
+    # activation transforms (satbench.transforms): the target fields are per-lane so that a sweep over
+    # them shares a program; the solved φ̂ constants are the phi_* fields, filled per config
+    "act_transform": Field(str, "none", "activation transform φ̂(h) = γ(φ(αh+β)+δ) solved per config for its "
+                           "depth: none, dks (Martens et al. 2021), tat (Zhang et al. 2022)",
+                           choices(lambda: list(ACT_TRANSFORMS)), id_omits_default=True),
+    "dks_slope": Field(float, 1.5, "dks: the net's C'(1) = ζ", greater_than_one, batched=True, id_omits_default=True),
+    "tat_c0": Field(float, 0.9, "tat with leaky_relu: the net's C(0) = η", open_unit_interval, batched=True,
+                    id_omits_default=True),
+    "tat_curvature": Field(float, 0.3, "tat with a smooth φ: the net's C''(1) = τ", positive, batched=True,
+                           id_omits_default=True),
+    "phi_alpha": Field(float, 1.0, "φ̂'s input scale α (filled from act_transform)", batched=True,
+                       id_omits_default=True),
+    "phi_beta": Field(float, 0.0, "φ̂'s input shift β (filled from act_transform)", batched=True, id_omits_default=True),
+    "phi_gamma": Field(float, 1.0, "φ̂'s output scale γ (filled from act_transform)", batched=True,
+                       id_omits_default=True),
+    "phi_delta": Field(float, 0.0, "φ̂'s output shift δ (filled from act_transform)", batched=True,
+                       id_omits_default=True),
+    "phi_param": Field(float, None, "φ's own parameter in φ̂, e.g. leaky ReLU's slope under tat (filled from "
+                       "act_transform; None: the activation name's)", batched=True, optional=True,
+                       id_omits_default=True),
 }
 
 
@@ -212,6 +244,7 @@ class Experiment:
             values = schedule.resolve_log_every(for_family(remedies.apply(values)))
             values["seq_len"] = values["seq_len"] or data.seq_len_of(values["dataset"])
             _check_consistency(values, where)
+            values = with_transform(values, where)
             config = Config(values)
             configs.setdefault(config.config_id, config)  # a remedy can make grid points equal
         return list(configs.values())
@@ -275,6 +308,30 @@ def for_family(values: dict) -> dict:
     family = families.get(values["model"])
     unused = model_fields() - set(family.reads) - set(family.fields)
     return {k: (FIELDS[k].default if k in unused else v) for k, v in values.items()}
+
+
+def with_transform(values: dict, where: str) -> dict:
+    """``values`` with the phi_* constants of its ``act_transform`` solved for its activation and
+    depth (once per config, before anything compiles); untransformed configs keep φ as named."""
+    method = values["act_transform"]
+    if method == "none":
+        for key in PHI_FIELDS:
+            if values[key] != FIELDS[key].default:
+                raise SpecError(f"{where}: {key} is filled from act_transform; with act_transform none it must "
+                                f"stay at its default {FIELDS[key].default}")
+        return values
+    if families.get(values["model"]).site_table != "layers":
+        raise SpecError(f"{where}: act_transform {method} needs a net of layers; model {values['model']} "
+                        "repeats one layer over time")
+    from satbench import transforms
+
+    try:
+        k = transforms.solve(values["activation"], method, values["depth"],
+                             {key: values[key] for key in TRANSFORM_TARGETS})
+    except ValueError as err:
+        raise SpecError(f"{where}: {err}") from None
+    return {**values, "phi_alpha": k.alpha, "phi_beta": k.beta, "phi_gamma": k.gamma, "phi_delta": k.delta,
+            "phi_param": k.param}
 
 
 def _check_consistency(values: dict, where: str) -> None:

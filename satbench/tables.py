@@ -148,7 +148,9 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     for col in ("q_star", "chi1", "xi_c", "jac_mean_s2_theory", "jac_var_s2_theory", "time_decay_theory"):
         runs[col] = np.nan
     runs["phase"] = ""
-    applies = [families.get(row["model"]).has_mean_field(row) for row in runs.to_dict("records")]
+    # a transformed φ̂ (act_transform) is not the activation the theory is computed for
+    applies = [families.get(row["model"]).has_mean_field(row) and row.get("act_transform", "none") == "none"
+               for row in runs.to_dict("records")]
     plain = runs[np.asarray(applies, bool)]
     for act, idx in plain.groupby("activation").groups.items():
         # seeds and other axes repeat (σ_w², σ_b²) pairs: solve each pair once (≈ 10–40 ms each)

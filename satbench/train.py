@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from satbench import clipping, data as datasets, families, losses, models, probe_tables, probes, schedule, spec
+from satbench import clipping, data as datasets, families, losses, models, phi_hat, probe_tables, probes, schedule, spec
 from satbench.fields import as_choices
 
 OPTIMIZERS = spec.OPTIMIZERS
@@ -260,6 +260,12 @@ def _reads_lane(arch) -> bool:
     return "lane" in inspect.signature(models.network_class(arch).__init__).parameters
 
 
+def _phi_transform(program: Program, lane: Lane) -> phi_hat.PhiTransform | None:
+    """The lane's φ̂ constants where the program's configs are transformed (``act_transform``); None
+    keeps a plain program's forward pass exactly as it was."""
+    return None if program.act_transform == "none" else phi_hat.PhiTransform.from_lane(lane)
+
+
 def run(program: Program, lane: Lane, data: Data) -> Record:
     """Initialise, probe, train for ``program.steps`` steps, probe and log on schedule."""
     arch = program.arch
@@ -272,7 +278,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     ctx = models.Context(active=active, residual=lane["residual"] if program.residual else False,
                          residual_scale=lane["residual_scale"],
                          activation_index=lane["activation_index"], norm_index=_index(lane, "norm", arch.norm),
-                         lane=lane)
+                         lane=lane, phi=_phi_transform(program, lane))
     optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"],
                                _index(lane, "optimizer", program.optimizer),
                                agc=lane["agc"] if program.adaptive_clip else None,

@@ -97,7 +97,8 @@ def assert_same_results(got, want, ids=None):
 SLOW_REPRODUCTIONS = {("glorot2010", "quick"), ("schoenholz2017", "row60"), ("klambauer2017_training", "test"),
                       ("ioffe2015", "quick"), ("he2016", "test"), ("hanin2018", "quick"), ("saxe2014", "test"),
                       ("pennington2017", "test"), ("xiao2018", "quick"), ("xiao2018_training", "quick"),
-                      ("hochreiter1997", "quick"), ("le2015", "quick"), ("zhang2019", "test")}
+                      ("hochreiter1997", "quick"), ("le2015", "quick"), ("zhang2019", "test"),
+                      ("martens2021", "test")}
 
 
 def assert_identical_results(got, want):

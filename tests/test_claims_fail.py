@@ -117,6 +117,38 @@ class Perturbation:
     holds: set[int] = dataclasses.field(default_factory=set)  # claims that read nothing it changed
 
 
+#: the config fields that make a net what it is in martens2021 (its label and its solved constants)
+NET_IDENTITY = ["activation", "init", "remedy", "act_transform", "phi_alpha", "phi_beta", "phi_gamma", "phi_delta",
+                "phi_param"]
+
+
+def swap_nets(a: dict, b: dict) -> Callable:
+    """The whole identity (NET_IDENTITY) of the nets with config values ``a`` and of those with ``b``
+    exchanged in runs: each group's measurements now carry the other's labels and constants."""
+
+    def apply(results):
+        runs = results.runs.copy()
+        in_a, in_b = runs_of(**a)(runs), runs_of(**b)(runs)
+        first_a, first_b = runs.loc[in_a, NET_IDENTITY].iloc[0], runs.loc[in_b, NET_IDENTITY].iloc[0]
+        for col in NET_IDENTITY:
+            runs[col] = runs[col].astype(object)
+            runs.loc[in_a, col], runs.loc[in_b, col] = first_b[col], first_a[col]
+        return _with(results, "runs", runs)
+
+    return apply
+
+
+def both(*perturbations: Callable) -> Callable:
+    """Perturbations applied one after the other."""
+
+    def apply(results):
+        for p in perturbations:
+            results = p(results)
+        return results
+
+    return apply
+
+
 def _best_trained_sigma_w2(results) -> float:
     runs = results.runs
     depth = 60 if 60 in set(runs["depth"]) else int(runs["depth"].max())
@@ -373,6 +405,31 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         # (‖∂L/∂W_l‖², which this claim read before, is flat for relu at any weight scale)
         Perturbation("init labels he <-> gaussian", swap("init", "he", "gaussian"), {1}),
     ]),
+    ("martens2021", "test"): (6, [  # TAT trains, DKS tanh trains, ReLU + He ≥ 2× TAT's and ≥ 3× DKS ReLU's
+        # steps, tanh + He ≥ 1.5× DKS tanh's, TAT's C^∘L(0) = η and plain ReLU's > 0.97 (theory)
+        # claim 3 under the first swap: ReLU + He's label on TAT's curve is ≈ 3× DKS ReLU's, neither side
+        Perturbation("nets ReLU + He <-> leaky ReLU + TAT",
+                     swap_nets(dict(activation="relu", act_transform="none"), dict(act_transform="tat")),
+                     {0, 2}, {1, 4, 5}),
+        Perturbation("nets ReLU + He <-> ReLU + DKS",
+                     swap_nets(dict(activation="relu", act_transform="none"), dict(activation="relu",
+                                                                                   act_transform="dks")),
+                     {2, 3}, {0, 1, 4, 5}),
+        # claim 1 holds under this swap: tanh + He also ends at ≈ 1.0 train accuracy on digits
+        Perturbation("nets tanh + He <-> tanh + DKS",
+                     swap_nets(dict(activation="tanh", act_transform="none"), dict(activation="tanh",
+                                                                                   act_transform="dks")),
+                     {4}, {0, 1, 2, 3, 5}),
+        Perturbation("tanh + DKS train accuracy − 0.05 (final and logged)",
+                     both(transform("runs", "final_train_accuracy", lambda v, rows: v - 0.05,
+                                    runs_of(activation="tanh", act_transform="dks")),
+                          transform("curves", "train_accuracy", lambda v, rows: v - 0.05,
+                                    runs_of(activation="tanh", act_transform="dks"))),
+                     {1}, {0, 2, 3, 5}),
+        Perturbation("TAT's stored slope halved",
+                     transform("runs", "phi_param", lambda v, rows: v / 2, runs_of(act_transform="tat")),
+                     {5}, {0, 1, 2, 3, 4}),
+    ]),
     ("signal_propagation", "stored"): (3, [  # per activation (hard_tanh, relu, tanh): factor = χ₁
         Perturbation("χ₁ handed to the σ_w² in reverse order", chi1_reversed_within_activation, {0, 1, 2}),
         Perturbation("hard_tanh's ‖∂L/∂h_l‖ × e^(l/2)", signal_grows("hard_tanh"), {0}, {1, 2}),
@@ -524,6 +581,9 @@ REPRODUCTIONS = [
     # depth, residual nets' far less, looks-linear nets' stay at 1
     ("balduzzi2017", "test", 5),
     pytest.param("balduzzi2017", "quick", 5, marks=slow),
+    # depth 50, no skips or norm: TAT and DKS nets train, faster than untransformed ones; TAT's C^∘L(0) = η
+    ("martens2021", "test", 6),
+    pytest.param("martens2021", "quick", 6, marks=slow),
     # the adding problem at T = 100, 150: the LSTM solves it, a tanh RNN stays at the baseline
     pytest.param("hochreiter1997", "quick", 4, marks=slow),
     # the adding problem at T = 150, 200: the IRNN beats the baseline, a tanh RNN stays at it

@@ -382,6 +382,28 @@ def check_balduzzi2017(fig, results):
     assert nets <= set(legend(ax))
 
 
+def check_martens2021(fig, results):
+    ax_a, ax_b = panels(fig)
+    from satbench.figures import martens2021
+
+    nets = sorted(martens2021._labelled(results.runs)["net"].unique())
+    assert legend(ax_a) == ["net", *nets] or legend(ax_a) == nets
+    assert ax_a.get_yscale() == "log"
+    # right: the whole net's C map of each transformed net and of untransformed ReLU, through
+    # C^∘L(0) = η for TAT and 0 for DKS (C(0) = 0 in every layer)
+    lines = {line.get_label(): line for line in ax_b.get_lines()}
+    drawn = set(martens2021.drawn_nets(results)["net"])
+    assert drawn <= set(lines) and drawn
+    eta = float(results.runs.loc[results.runs["act_transform"] == "tat", "tat_c0"].iloc[0])
+    for net in drawn:
+        x, y = (np.asarray(v, float) for v in lines[net].get_data())
+        at_zero = float(np.interp(0.0, x, y))
+        if net.endswith("TAT"):
+            assert abs(at_zero - eta) < 0.005, (net, at_zero)
+        elif net.endswith("DKS"):
+            assert abs(at_zero) < 1e-3, (net, at_zero)
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 

@@ -55,6 +55,7 @@ FIXTURES = {
                                  sigma_w2=[0.25, 4.0], seed=[0])),
     "hochreiter1997": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
     "zhang2019": ("test", dict(depth=120, width=8, steps=20, log_every=10, probe_every=20, probe_batch=32)),
+    "martens2021": ("test", dict(width=16, depth=20, steps=40, log_every=20, probe_every=40, seed=[0])),
     "le2015": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
     "yang2019": ("test", dict(width=16, depth=[4, 8], steps=20, log_every=10, probe_every=20, probe_batch=[8, 32])),
     "balduzzi2017": ("quick", dict(width=16, probe_batch=64, depth=[2, 8], seed=[0])),
