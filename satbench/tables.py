@@ -8,6 +8,8 @@ table is built by its declaration, so a new probe column or table needs no chang
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 import pandas as pd
@@ -115,9 +117,64 @@ def _batchnorm_growth(runs: pd.DataFrame) -> np.ndarray:
                      for act, b, ok in zip(runs["activation"], runs["probe_batch"], applies)])
 
 
+#: training examples whose inputs set the first layer's variance in ``_residual_growth``
+INPUT_EXAMPLES = 1000
+
+
+def _residual_growth(runs: pd.DataFrame) -> np.ndarray:
+    """‖∂L/∂h_2‖² / ‖∂L/∂h_L‖² at init by mean-field theory (``theory.residual_signal_profile``) for
+    plain residual MLPs with a fixed branch scale and an odd φ (the theory's zero-mean stream), their
+    first layer's variance from the inputs' mean square; NaN for every other config."""
+    from satbench import inits
+
+    needed = {"residual", "residual_scale", "norm", "dataset", "preprocess", "train_subset"}
+    if not needed <= set(runs):  # configs from before these fields
+        return np.full(len(runs), np.nan)
+    out = np.full(len(runs), np.nan)
+    for i, row in enumerate(runs.to_dict("records")):
+        if not (row["model"] == "mlp" and bool(row["residual"]) and row["norm"] == "none" and row["depth"] >= 3
+                and row.get("residual_branch", "fixed") == "fixed" and row.get("dropout", 0) == 0
+                and row.get("act_transform", "none") == "none" and row["init"] not in ("identity", "looks_linear")
+                and _is_odd(row["activation"])):
+            continue
+        sigma_w2 = inits.mean_field_sigma_w2(row["init"], row["sigma_w2"])
+        q_first = sigma_w2 * _input_mean_square(row["dataset"], row["preprocess"], row["train_subset"]) + row["sigma_b2"]
+        out[i] = _residual_ratio(row["activation"], sigma_w2, row["sigma_b2"], row["residual_scale"], q_first,
+                                 int(row["depth"]))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _residual_ratio(act, sigma_w2, sigma_b2, alpha, q_first, depth) -> float:
+    from satbench import theory
+
+    with jax.enable_x64(True):
+        profile = np.asarray(theory.residual_signal_profile(act, sigma_w2, sigma_b2, alpha, q_first, depth))
+    return float(np.exp(profile[1] - profile[-1]))
+
+
+@functools.lru_cache(maxsize=None)
+def _is_odd(act: str) -> bool:
+    """φ(−x) = −φ(x) on a grid: the residual theory's branches add numbers of zero mean."""
+    from satbench import activations
+
+    x = np.linspace(-4, 4, 81)
+    phi = activations.get_activation(act)
+    return bool(np.allclose(np.asarray(phi(-x)), -np.asarray(phi(x)), atol=1e-6))
+
+
+@functools.lru_cache(maxsize=None)
+def _input_mean_square(dataset: str, preprocess: str, train_subset: int) -> float:
+    """The mean of x² over the first ``INPUT_EXAMPLES`` training inputs: ‖x‖²/n_in on average."""
+    from satbench import data
+
+    x = data.load(dataset, preprocess=preprocess, train_subset=train_subset).x_train[:INPUT_EXAMPLES]
+    return float(np.mean(np.asarray(x, np.float64) ** 2))
+
+
 THEORY_COLUMNS = ("mf_sigma_w2", "mf_sigma_b2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory",
                   "time_decay_theory",
-                  "bn_signal_decay_theory")
+                  "bn_signal_decay_theory", "residual_signal_growth_theory")
 
 
 def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
@@ -187,4 +244,5 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
             mean, var = theory.jacobian_moments(act, sw2, sb2, int(depth) - 1, kind)
         runs.loc[idx, ["jac_mean_s2_theory", "jac_var_s2_theory"]] = [float(mean), float(var)]
     runs["bn_signal_decay_theory"] = _batchnorm_growth(runs)
+    runs["residual_signal_growth_theory"] = _residual_growth(runs)
     return runs.set_index("config_id")[list(THEORY_COLUMNS)]

@@ -788,6 +788,39 @@ def recurrent_step_factor(act: str, sigma_w2, sigma_b2, input_variance, first: i
     return factors[first:].mean()
 
 
+# ------------------------------------------------------- residual nets
+@functools.partial(jax.jit, static_argnames=("act", "depth"))
+def residual_signal_profile(act: str, sigma_w2, sigma_b2, alpha, q_first, depth: int):
+    """Mean-field ln ‖∂L/∂h_l‖² of the residual MLP, layers l = 1..depth, up to one constant: layer 1
+    a_1 = φ(h_1), layers 2..depth a_l = a_{l−1} + α·φ(h_l) with h_l = W_l a_{l−1} + b_l (W of
+    variance σ_w²/n), and h_1's variance ``q_first``.
+
+    The stream's mean square p grows by what each branch adds, p_l = p_{l−1} + α² E[φ(√q_l z)²] with
+    q_l = σ_w² p_{l−1} + σ_b², instead of settling at a fixed point; one step back through a layer
+    multiplies ‖∂L/∂a‖² by 1 + α² σ_w² E[φ'(√q_l z)²] (the skip passes it, the branch adds), and
+    ‖∂L/∂h_l‖² is α² E[φ'(√q_l z)²] times ‖∂L/∂a_l‖² (Yang & Schoenholz 2017). For tanh, E[φ'²] falls
+    like 1/√q as q grows with depth, so the gradient grows polynomially in depth, not exponentially.
+    The cross term 2α E[a φ(h)] is dropped: exact for a stream of zero mean (odd φ, whose branches add
+    zero-mean numbers); not for ReLU, whose branches add a positive mean."""
+    phi, dphi = activations.get_activation(act), activations.derivative(act)
+    sigma_w2, sigma_b2, alpha = _f(sigma_w2), _f(sigma_b2), _f(alpha)
+    q1 = _f(q_first)
+    p1 = expectation(act, lambda x: phi(x) ** 2, q1)
+    d1 = expectation(act, lambda x: dphi(x) ** 2, q1)
+
+    def layer(p, _):
+        q = sigma_w2 * p + sigma_b2
+        slope = expectation(act, lambda x: dphi(x) ** 2, q)
+        return p + alpha**2 * expectation(act, lambda x: phi(x) ** 2, q), slope
+
+    _, slopes = lax.scan(layer, p1, None, length=depth - 1)  # layers 2..depth
+    growth = jnp.log1p(alpha**2 * sigma_w2 * slopes)  # back through layer l (2..depth)
+    # ‖∂L/∂a_l‖² = ‖∂L/∂a_depth‖² · Π_{k=l+1..depth} (1 + α² σ_w² E[φ'²]_k)
+    after = jnp.concatenate([jnp.cumsum(growth[::-1])[::-1], jnp.zeros(1, growth.dtype)])
+    own = jnp.log(jnp.concatenate([d1[None], alpha**2 * slopes]))
+    return own + after
+
+
 # ------------------------------------------------------- Jacobian spectrum
 @functools.partial(jax.jit, static_argnames=("act", "k"))
 def jacobian_mu(act: str, q, k: int):
