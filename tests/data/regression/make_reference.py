@@ -18,7 +18,9 @@ this script's folder (or ``--out DIR``):
   sorted config ids of ``spec.load(name).configs(profile)``.
 
 Regenerate only on purpose (a deliberate change of numbers or ids), and say so in the commit.
-The test does not import this script. The stored reference was generated at commit c3d0ac7.
+The test does not import this script. The stored reference was generated at commit c3d0ac7; the
+config ids of schoenholz2017 (which probes pairs since) and remedies (fixup and rezero added) were
+replaced by their new ones on purpose at the commit that changed them.
 """
 
 from __future__ import annotations
