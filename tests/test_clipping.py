@@ -98,9 +98,10 @@ def test_a_lane_without_agc_in_an_agc_program_is_unchanged():
     data = train.Data(jnp.asarray(rng.normal(size=(16, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 16)),
                       jnp.asarray(rng.normal(size=(8, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 8)))
     lane = train.one_lane(arch, seed=0, sigma_w2=1.0, sigma_b2=0.0, learning_rate=0.5, depth=3)
-    plain = train.run(program, lane, data)
-    beside = train.run(dataclasses.replace(program, adaptive_clip=True), lane, data)
-    clipped = train.run(dataclasses.replace(program, adaptive_clip=True), {**lane, "agc": jnp.float32(0.01)}, data)
+    run = jax.jit(train.run, static_argnums=0)
+    plain = run(program, lane, data)
+    beside = run(dataclasses.replace(program, adaptive_clip=True), lane, data)
+    clipped = run(dataclasses.replace(program, adaptive_clip=True), {**lane, "agc": jnp.float32(0.01)}, data)
     for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(beside)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.allclose(np.asarray(plain.train_loss[1:]), np.asarray(clipped.train_loss[1:]))

@@ -22,11 +22,14 @@ def test_masks_drop_the_rate_and_keep_the_mean():
     np.testing.assert_array_equal(np.asarray(models.dropout(a, ctx._replace(dropout_key=None), 3)), a)
 
 
-def _run(program, lane):
+def _data():
     rng = np.random.default_rng(0)
-    data = train.Data(jnp.asarray(rng.normal(size=(32, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 32)),
+    return train.Data(jnp.asarray(rng.normal(size=(32, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 32)),
                       jnp.asarray(rng.normal(size=(8, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 8)))
-    return train.run(program, lane, data)
+
+
+def _run(program, lane):
+    return jax.jit(train.run, static_argnums=0)(program, lane, _data())
 
 
 def test_a_zero_rate_in_a_dropout_program_equals_no_dropout_and_lanes_do_not_mix():
@@ -42,7 +45,7 @@ def test_a_zero_rate_in_a_dropout_program_equals_no_dropout_and_lanes_do_not_mix
     assert not np.allclose(np.asarray(alone.train_loss[1:]), np.asarray(plain.train_loss[1:]))
     # vmapped beside a lane without dropout, each lane computes what it computes alone
     lanes = jax.tree.map(lambda a, b: jnp.stack([a, b]), dropped, lane)
-    both = jax.vmap(lambda ln: _run(with_masks, ln))(lanes)
+    both = jax.jit(jax.vmap(lambda ln: train.run(with_masks, ln, _data())))(lanes)
     for got, want in ((jax.tree.map(lambda v: v[0], both), alone), (jax.tree.map(lambda v: v[1], both), plain)):
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
