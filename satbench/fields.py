@@ -43,6 +43,14 @@ def unit_interval(v):
     return None if 0 <= v < 1 else "must be in [0, 1)"
 
 
+def open_unit_interval(v):
+    return None if 0 < v < 1 else "must be in (0, 1)"
+
+
+def greater_than_one(v):
+    return None if v > 1 else "must be > 1"
+
+
 def choices(names_fn: Callable[[], list[str]]):
     """A check that ``v`` is one of ``names_fn()`` (called when checking: registries grow)."""
 

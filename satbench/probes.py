@@ -91,10 +91,11 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
 
     (g_params, g_taps), (preacts, extras) = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(params, taps)
     names, index = arch.activation, ctx.activation_index
-    phi = activations.switch([activations.get_activation(n) for n in names], index)
-    dphi = activations.switch([activations.derivative(n) for n in names], index)(preacts)
     threshold = SATURATION_THRESHOLD * jnp.asarray([activations.max_abs_derivative(n) for n in names])[index]
-    if ctx.phi is not None:  # a transformed φ̂(h) = γ(φ(αh + β) + δ): saturated where φ'(αh + β) is
+    if ctx.phi is None:
+        phi = activations.switch([activations.get_activation(n) for n in names], index)
+        dphi = activations.switch([activations.derivative(n) for n in names], index)(preacts)
+    else:  # a transformed φ̂(h) = γ(φ(αh + β) + δ): saturated where φ'(αh + β) is
         phi, dphi = phi_hat.function(names, index, ctx.phi), phi_hat.derivative(names, index, ctx.phi)(preacts)
         threshold = threshold * jnp.abs(ctx.phi.gamma * ctx.phi.alpha)
     acts = phi(preacts)

@@ -21,15 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from satbench import data, families, remedies, schedule
-from satbench.fields import Field, choices, non_negative, positive, unit_interval
-
-
-def greater_than_one(v):
-    return None if v > 1 else "must be > 1"
-
-
-def open_unit_interval(v):
-    return None if 0 < v < 1 else "must be in (0, 1)"
+from satbench.fields import Field, choices, greater_than_one, non_negative, open_unit_interval, positive, unit_interval
 
 MAX_CONFIGS = 200_000
 ACT_TRANSFORMS = ("none", "dks", "tat")

@@ -126,6 +126,7 @@ def _residual_growth(runs: pd.DataFrame) -> np.ndarray:
     plain residual MLPs with a fixed branch scale and an odd φ (the theory's zero-mean stream), their
     first layer's variance from the inputs' mean square; NaN for every other config."""
     from satbench import inits
+    from satbench.families.mlp import NOT_MEAN_FIELD
 
     needed = {"residual", "residual_scale", "norm", "dataset", "preprocess", "train_subset"}
     if not needed <= set(runs):  # configs from before these fields
@@ -134,11 +135,12 @@ def _residual_growth(runs: pd.DataFrame) -> np.ndarray:
     for i, row in enumerate(runs.to_dict("records")):
         if not (row["model"] == "mlp" and bool(row["residual"]) and row["norm"] == "none" and row["depth"] >= 3
                 and row.get("residual_branch", "fixed") == "fixed" and row.get("dropout", 0) == 0
-                and row.get("act_transform", "none") == "none" and row["init"] not in ("identity", "looks_linear")
+                and row.get("act_transform", "none") == "none" and row["init"] not in NOT_MEAN_FIELD
                 and _is_odd(row["activation"])):
             continue
         sigma_w2 = inits.mean_field_sigma_w2(row["init"], row["sigma_w2"])
-        q_first = sigma_w2 * _input_mean_square(row["dataset"], row["preprocess"], row["train_subset"]) + row["sigma_b2"]
+        inputs = _input_mean_square(row["dataset"], row["preprocess"], row["train_subset"])
+        q_first = sigma_w2 * inputs + row["sigma_b2"]
         out[i] = _residual_ratio(row["activation"], sigma_w2, row["sigma_b2"], row["residual_scale"], q_first,
                                  int(row["depth"]))
     return out
@@ -191,7 +193,9 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     ``dropout`` get the theory with its masks (``theory.dropout_summaries``: q*, χ₁ at σ_w²/ρ, the
     c-map's c* < 1 and its ξ_c).
     bn_signal_decay_theory: a plain BatchNorm MLP's per-layer growth of ‖∂L/∂h_l‖² going back,
-    λ(φ, probe_batch) (``batchnorm_theory``); NaN for other configs."""
+    λ(φ, probe_batch) (``batchnorm_theory``); residual_signal_growth_theory: a plain residual MLP's
+    growth of ‖∂L/∂h_l‖² from its last layer back to layer 2 (``theory.residual_signal_profile``);
+    NaN for other configs."""
     from satbench import inits, theory
 
     if configs.empty:

@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pandas as pd
 
 from satbench import engine, spec, store, theory
 
@@ -60,7 +61,6 @@ def test_the_theory_is_left_empty_where_it_does_not_apply():
 
     configs = spec.parse(RESIDUAL.replace("residual_scale = [0.5, 1.0]", "activation = ['relu', 'tanh']").replace(
         'activation = "tanh"\n', ""), "r.toml").configs()
-    columns = tables.theory_columns(__import__("pandas").DataFrame([{**c.values, "config_id": c.config_id}
-                                                                     for c in configs]))
+    columns = tables.theory_columns(pd.DataFrame([{**c.values, "config_id": c.config_id} for c in configs]))
     by_act = {c["activation"]: columns.loc[c.config_id, "residual_signal_growth_theory"] for c in configs}
     assert np.isnan(by_act["relu"]) and by_act["tanh"] > 1  # relu's branches add a positive mean
