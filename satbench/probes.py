@@ -15,6 +15,9 @@ from satbench import activations, fits, losses, models, phi_hat
 #: |φ'(h)| below this fraction of max|φ'| counts as saturated.
 SATURATION_THRESHOLD = 0.05
 
+#: the columns that read φ at a site's values: NaN for a family whose sites are not φ's inputs
+PHI_COLUMNS = ("act_mean", "act_std", "sat_frac", "dead_frac")
+
 LAYER_FIELDS = ("grad_norm", "signal_norm", "preact_rms", "act_mean", "act_std", "sat_frac", "dead_frac",
                 "unit_p15", "unit_p50", "unit_p85")
 
@@ -72,8 +75,12 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
     pair_cosine  with ``pair_samples`` = P > 0: the mean over the pairs (example i, example P + i) of the
                  cosine of their pre-activations h_l (``pair_cosine``): the measured c-map of
                  mean-field theory, c_l = q_ab / √(q_aa q_bb), layer by layer
+    grad_norm_<group>  where the network has ``site_param_group_norms``: a site's weights by role
+                 (a transformer block's W_Q, W_K, W_V, W_O and MLP: ``grad_norm_q`` ...)
     and the family's own per-site numbers (``Forward.site_extras``) and whole-net numbers
-    (a network's ``probe_summaries()``, e.g. a recurrent matrix's spectral radius).
+    (a network's ``probe_summaries()``, e.g. a recurrent matrix's spectral radius). Where an
+    architecture says ``phi_sites = False`` (a transformer's sites are its blocks' outputs, not
+    inputs of φ) the ``PHI_COLUMNS`` are NaN.
 
     With ``histogram_bins`` > 0 the dict also holds "histograms": counts
     (2, depth, bins) of φ(h_l) and ∂L/∂h_l over units × examples, and their
@@ -113,10 +120,15 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
         **{f"unit_p{q}": jnp.percentile(first_unit, q, axis=1) for q in (15, 50, 85)},
         **extras,
     }
+    if not getattr(arch, "phi_sites", True):  # a site holds no φ input (a transformer block's output)
+        out.update({k: jnp.full(len(preacts), jnp.nan) for k in PHI_COLUMNS})
     if pair_samples:
         out["pair_cosine"] = pair_cosine(preacts, pair_samples)
     if hasattr(model, "site_param_norms"):  # weights per site (layers; a recurrent net's are shared)
-        out = {"grad_norm": nnx.merge(graphdef, g_params).site_param_norms(), **out}
+        grads = nnx.merge(graphdef, g_params)
+        out = {"grad_norm": grads.site_param_norms(), **out}
+        if hasattr(grads, "site_param_group_norms"):  # a site's weights by role (W_Q, W_K, ... of a block)
+            out.update({f"grad_norm_{k}": v for k, v in grads.site_param_group_norms().items()})
     if hasattr(model, "probe_summaries"):  # numbers of the whole net (no site axis)
         out.update(model.probe_summaries())
     if histogram_bins:

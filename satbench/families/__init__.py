@@ -161,5 +161,6 @@ def of(arch) -> Family:
 from satbench.families import mlp  # noqa: E402, I001  (the built-in families register themselves; the default first)
 from satbench.families import cnn  # noqa: E402
 from satbench.families import recurrent  # noqa: E402
+from satbench.families import transformer  # noqa: E402
 
-__all__ = ["Cost", "DataShape", "Family", "cnn", "get", "known", "mlp", "of", "on_register", "recurrent", "register"]
+__all__ = ["Cost", "DataShape", "Family", "cnn", "get", "known", "mlp", "of", "on_register", "recurrent", "register", "transformer"]
