@@ -196,7 +196,9 @@ class Network(nnx.Module):
         blocks = {name: getattr(self, name)[...] for name in self.stacked_params if hasattr(self, name)}
         active = jnp.zeros((arch.depth, 0), bool) if ctx.active is None else ctx.active
         taps = jnp.zeros((arch.depth, 0), x.dtype) if taps is None else taps
-        h, (outs, extras) = jax.lax.scan(self._block(ctx), h, (blocks, taps, active))
+        h, (outs, entropy) = jax.lax.scan(self._block(ctx), h, (blocks, taps, active))
+        extras = {"token_cosine": jax.vmap(token_cosine)(outs), "rank_residual": jax.vmap(rank_residual)(outs),
+                  "attn_entropy": entropy}
         if arch.ln == "pre":
             h = layer_norm(h, self.final_scale[...], self.final_shift[...])
         read = h if arch.per_step else h.mean(axis=1)
@@ -231,9 +233,7 @@ class Network(nnx.Module):
                 out = join(out, mlp(branch_input(out, p, 1), p), p, 1)
             if tap.size:
                 out = out + tap
-            extras = {"token_cosine": token_cosine(out), "rank_residual": rank_residual(out),
-                      "attn_entropy": attention_entropy(weights)}
-            return (jnp.where(on, out, h) if on.size else out), (out, extras)
+            return (jnp.where(on, out, h) if on.size else out), (out, attention_entropy(weights))
 
         return block
 

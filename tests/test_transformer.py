@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from satbench import data, models, plan, probes, spec, train, transformer
+from satbench import data, executables, models, plan, probes, spec, train, transformer
 
 
 def _arch(**kw):
@@ -84,7 +84,8 @@ def _reference(arch, p, x, alpha=1.0, residual=True, nudge=None):
 @pytest.mark.parametrize("ln,causal,attention_only,residual", [
     ("pre", False, False, True), ("post", True, False, True), ("none", False, True, True), ("none", False, True, False),
 ])
-def test_the_forward_pass_equals_a_loop_written_out_in_numpy_from_identical_weights(ln, causal, attention_only, residual):
+def test_the_forward_pass_equals_a_loop_written_out_in_numpy_from_identical_weights(ln, causal, attention_only,
+                                                                                  residual):
     arch = _arch(ln=ln, causal=causal, attention_only=attention_only)
     graphdef, params = _build(arch)
     p = _pure(params)
@@ -192,9 +193,14 @@ def test_vmapped_transformer_lanes_equal_each_config_alone():
     stacked = jax.tree.map(lambda *v: jnp.stack(v), *lanes)
     d = train.data_arrays(data.load("seq_digits", seq_len=8), data.describe("seq_digits"))
     run = functools.partial(train.run, program)
-    swept = jax.device_get(jax.jit(jax.vmap(run, in_axes=(0, None)))(stacked, d))
+    options = executables.compiler_options(program)  # the family's XLA:CPU level, as a sweep compiles it
+
+    def compiled(fn, *args):
+        return jax.device_get(jax.jit(fn).lower(*args).compile(options)(*args))
+
+    swept = compiled(jax.vmap(run, in_axes=(0, None)), stacked, d)
     for i, lane in enumerate(lanes):
-        one = jax.device_get(jax.jit(run)(lane, d))
+        one = compiled(run, lane, d)
         np.testing.assert_allclose(swept.train_loss[i], one.train_loss, rtol=1e-5)
         for name, value in one.layers.items():
             np.testing.assert_allclose(swept.layers[name][i], value, rtol=1e-4, atol=1e-6, err_msg=name)

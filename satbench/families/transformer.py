@@ -42,7 +42,8 @@ def check(values) -> str | None:
 
     if data.describe(values["dataset"]).sequence is None:
         tasks = [n for n in data.known_datasets() if data.describe(n).sequence is not None]
-        return f"dataset {values['dataset']!r} is not a sequence task for model transformer; allowed: {', '.join(tasks)}"
+        return (f"dataset {values['dataset']!r} is not a sequence task for model transformer; "
+                f"allowed: {', '.join(tasks)}")
     if values["width"] % values["heads"]:
         return f"heads ({values['heads']}) must divide width ({values['width']})"
     for field in UNSUPPORTED_PROBES:
