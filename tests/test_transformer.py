@@ -86,7 +86,8 @@ def _reference(arch, p, x, alpha=1.0, residual=True, nudge=None):
 ])
 def test_the_forward_pass_equals_a_loop_written_out_in_numpy_from_identical_weights(ln, causal, attention_only,
                                                                                   residual):
-    arch = _arch(ln=ln, causal=causal, attention_only=attention_only)
+    # the causal net reads out every token (a task with a label per step)
+    arch = _arch(ln=ln, causal=causal, attention_only=attention_only, per_step=causal)
     graphdef, params = _build(arch)
     p = _pure(params)
     if ln != "none":  # learned LN parameters away from 1 and 0, so the test sees where they apply
