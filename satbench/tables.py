@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from satbench import families, fits, probe_tables, probes, spec, train
+from satbench import data, families, fits, probe_tables, probes, spec, train
 
 
 def record_tables(program: train.Program, configs: list, record: train.Record, experiment: str,
@@ -139,7 +139,8 @@ def _residual_growth(runs: pd.DataFrame) -> np.ndarray:
                 and _is_odd(row["activation"])):
             continue
         sigma_w2 = inits.mean_field_sigma_w2(row["init"], row["sigma_w2"])
-        inputs = _input_mean_square(row["dataset"], row["preprocess"], row["train_subset"])
+        inputs = float(data.input_mean_square(row["dataset"], row["preprocess"], row["train_subset"],
+                                              examples=INPUT_EXAMPLES).mean())
         q_first = sigma_w2 * inputs + row["sigma_b2"]
         out[i] = _residual_ratio(row["activation"], sigma_w2, row["sigma_b2"], row["residual_scale"], q_first,
                                  int(row["depth"]))
@@ -163,15 +164,6 @@ def _is_odd(act: str) -> bool:
     x = np.linspace(-4, 4, 81)
     phi = activations.get_activation(act)
     return bool(np.allclose(np.asarray(phi(-x)), -np.asarray(phi(x)), atol=1e-6))
-
-
-@functools.lru_cache(maxsize=None)
-def _input_mean_square(dataset: str, preprocess: str, train_subset: int) -> float:
-    """The mean of x² over the first ``INPUT_EXAMPLES`` training inputs: ‖x‖²/n_in on average."""
-    from satbench import data
-
-    x = data.load(dataset, preprocess=preprocess, train_subset=train_subset).x_train[:INPUT_EXAMPLES]
-    return float(np.mean(np.asarray(x, np.float64) ** 2))
 
 
 THEORY_COLUMNS = ("mf_sigma_w2", "mf_sigma_b2", "q_star", "chi1", "xi_c", "phase", "jac_mean_s2_theory", "jac_var_s2_theory",

@@ -25,7 +25,8 @@ from satbench.data.base import DataError, Dataset, DatasetInfo, Raw, Sequence
 from satbench.data.preprocess import PREPROCESS
 
 __all__ = ["DATASETS", "PREPROCESS", "DataError", "Dataset", "DatasetInfo", "Raw", "Sequence", "availability",
-           "check_options", "clear_cache", "describe", "digits", "known_datasets", "load", "require", "seq_len_of",
+           "check_options", "clear_cache", "describe", "digits", "input_mean_square", "known_datasets", "load", "require",
+           "seq_len_of",
            "shapeset", "teacher"]
 
 #: the adding problem's default length (Le et al. 2015 and Arjovsky et al. 2016 start their sweeps near it)
@@ -155,6 +156,18 @@ def load(name: str, *, preprocess: str = "auto", train_subset: int = 0, data_dir
         options = {**options, "seq_len": seq_len_of(name, seq_len)}
     where = str(folder.locate(name, info.folder, data_dir)) if info.folder else None
     return _load(name, preprocess, train_subset, where, tuple(sorted(options.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def input_mean_square(name: str, preprocess: str, train_subset: int, seq_len: int = 0, examples: int = 1000):
+    """(examples, steps): the mean of x² over each step's features, of the first ``examples`` training
+    inputs (one step for a task that is not a sequence): the input's share of a first layer's
+    mean-field variance. Once per data, whatever the configs; read-only (shared by every caller)."""
+    x = load(name, preprocess=preprocess, train_subset=train_subset, seq_len=seq_len).x_train[:examples]
+    steps = seq_len_of(name, seq_len) if describe(name).sequence is not None else 1
+    out = np.mean(x.reshape(x.shape[0], steps, -1).astype(np.float64) ** 2, axis=-1)
+    out.flags.writeable = False
+    return out
 
 
 @functools.lru_cache(maxsize=None)

@@ -4,7 +4,6 @@ units over a sequence task, read out from the last state (the implementation is
 
 from __future__ import annotations
 
-import functools
 from types import MappingProxyType
 
 from satbench import families
@@ -48,25 +47,11 @@ THEORY_EXAMPLES = 1000
 def input_variance(values):
     """(examples, T): Var((x_t U)_i) = gain · ‖x_t‖² / F of each of the first ``THEORY_EXAMPLES``
     training sequences at each step, U drawn by ``init`` at gain ``input_sigma2`` (N(0, gain/F))."""
-    from satbench import inits
+    from satbench import data, inits
 
-    second_moment = _mean_square(values["dataset"], values["preprocess"], values["train_subset"], values["seq_len"])
+    second_moment = data.input_mean_square(values["dataset"], values["preprocess"], values["train_subset"],
+                                           values["seq_len"], THEORY_EXAMPLES)
     return inits.mean_field_sigma_w2(values["init"], values["input_sigma2"]) * second_moment
-
-
-@functools.lru_cache(maxsize=None)
-def _mean_square(dataset: str, preprocess: str, train_subset: int, seq_len: int):
-    """‖x_t‖² / F of the first ``THEORY_EXAMPLES`` training sequences, (examples, T): once per data,
-    whatever the configs (every config's theory columns read it)."""
-    import numpy as np
-
-    from satbench import data
-
-    x = data.load(dataset, preprocess=preprocess, train_subset=train_subset, seq_len=seq_len).x_train
-    x = x[:THEORY_EXAMPLES].reshape(-1, seq_len, x.shape[1] // seq_len).astype(np.float64)
-    out = np.mean(x**2, axis=-1)
-    out.flags.writeable = False  # shared by every caller of the cache
-    return out
 
 
 def mean_field_point(values) -> tuple[float, float]:
