@@ -25,9 +25,8 @@ from satbench.data.base import DataError, Dataset, DatasetInfo, Raw, Sequence
 from satbench.data.preprocess import PREPROCESS
 
 __all__ = ["DATASETS", "PREPROCESS", "DataError", "Dataset", "DatasetInfo", "Raw", "Sequence", "availability",
-           "check_options", "clear_cache", "describe", "digits", "input_mean_square", "known_datasets", "load", "require",
-           "seq_len_of",
-           "shapeset", "teacher"]
+           "check_options", "clear_cache", "describe", "digits", "input_mean_square", "known_datasets", "load",
+           "require", "seq_len_of", "shapeset", "teacher"]
 
 #: the adding problem's default length (Le et al. 2015 and Arjovsky et al. 2016 start their sweeps near it)
 ADDING_DEFAULT_LEN = 50
