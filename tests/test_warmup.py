@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from satbench import mlp, spec, train
+from satbench import mlp, plan, spec, train
 
 PARAMS = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "b": jnp.arange(3.0)}
 GRADS = [jax.tree.map(lambda p, k=k: jnp.cos(p * (k + 2)) + 0.2 * k, PARAMS) for k in range(6)]
@@ -104,3 +104,11 @@ def test_warmup_steps_is_a_lane_number_left_out_of_old_ids_and_must_not_be_negat
     assert "warmup_steps" in spec.lane_fields()
     with pytest.raises(spec.SpecError, match="warmup_steps must be >= 0"):
         spec.parse(base + "warmup_steps = -1\n")
+
+
+def test_a_sweep_over_warmup_plans_one_program_and_a_sweep_without_it_has_no_schedule():
+    text = '[experiment]\nname = "w"\n[fixed]\nwidth = 4\ndepth = 2\nsteps = 2\n[grid]\nseed = [0, 1]\n'
+    (swept,) = plan.make_plan(spec.parse(text + "warmup_steps = [0, 3, 10]\n").configs())
+    (plain,) = plan.make_plan(spec.parse(text).configs())
+    assert len(swept.configs) == 6 and swept.program.warmup
+    assert not plain.program.warmup
