@@ -170,6 +170,9 @@ THEORY_COLUMNS = ("mf_sigma_w2", "mf_sigma_b2", "q_star", "chi1", "xi_c", "phase
                   "time_decay_theory",
                   "bn_signal_decay_theory", "residual_signal_growth_theory")
 
+#: fields the theory at initialisation does not read: a family's theory is computed once across them
+NOT_AT_INIT = ("seed", "learning_rate", "warmup_steps")
+
 
 def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     """Mean-field prediction for each config's (activation, σ_w², σ_b²), indexed by
@@ -225,9 +228,9 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     for i, row in zip(plain.index, plain.to_dict("records")):
         family = families.get(row["model"])
         if family.theory is not None:
-            # theory at initialisation depends on neither the seed nor the learning rate; every other
-            # field may matter (a recurrent net's input_sigma2 is per lane); NaN-safe by its json form
-            key = spec.config_id({k: row[k] for k in spec.FIELDS if k in row and k not in ("seed", "learning_rate")})
+            # theory at initialisation depends on neither the seed nor the learning rate (nor its warmup);
+            # every other field may matter (a recurrent net's input_sigma2 is per lane); NaN-safe by its json form
+            key = spec.config_id({k: row[k] for k in spec.FIELDS if k in row and k not in NOT_AT_INIT})
             if key not in own:
                 own[key] = family.theory(row)
             for col, value in own[key].items():
