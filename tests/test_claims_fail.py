@@ -188,6 +188,9 @@ def chi1_reversed_within_activation(results):
     return _with(results, "runs", runs)
 
 
+#: noci2022's α = 1/√L at depth 12, as its experiment file spells it
+SCALED_12 = 0.2886751345948129
+
 # (experiment, profile): number of claims, perturbations. Profiles are the default-run rows of
 # the PASS table below; "stored" reads tests/data/<experiment>/.
 CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
@@ -371,6 +374,25 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
         Perturbation("leaky_relu:0.5's final train accuracy × 0.3",
                      transform("runs", "final_train_accuracy", lambda v, rows: v * 0.3,
                                runs_of(activation="leaky_relu:0.5")), {4}, {0, 1, 2, 3}),
+    ]),
+    ("noci2022", "test"): (3, [  # Post-LN at init: α = 1 tokens align, Q/K gradients vanish against V's;
+        # α = 1/√L neither
+        Perturbation("residual_scale labels 1 <-> 1/√12", swap("residual_scale", 1.0, SCALED_12), {0, 1, 2}),
+        Perturbation("α = 1 nets' token cosine × 0.9",
+                     transform("layers", "token_cosine", lambda v, rows: v * 0.9, runs_of(residual_scale=1.0)),
+                     {0}, {1, 2}),
+        # the last block's Q/V against block 1's × 2^11 (unperturbed ≤ 0.003)
+        Perturbation("α = 1 nets' ‖∂L/∂W_Q‖ × 2^l",
+                     transform("layers", "grad_norm_q", lambda v, rows: v * 2.0 ** rows["layer"].to_numpy(),
+                               runs_of(residual_scale=1.0)), {1}, {0, 2}),
+        Perturbation("α = 1/√L nets' token cosine + 0.3",
+                     transform("layers", "token_cosine", lambda v, rows: v + 0.3, runs_of(residual_scale=SCALED_12)),
+                     {2}, {0, 1}),
+        Perturbation("α = 1/√L nets' ‖∂L/∂W_V‖ × 2^l",
+                     transform("layers", "grad_norm_v", lambda v, rows: v * 2.0 ** rows["layer"].to_numpy(),
+                               runs_of(residual_scale=SCALED_12)), {2}, {0, 1}),
+        # α = 1/√L then reads block 1 as the last (cosine ≈ .34) and the ratios grow: it still holds
+        Perturbation("layer order reversed", reverse_layers, {0, 1}, {2}),
     ]),
     ("balduzzi2017", "test"): (5, [  # shallow plain smooth, deep plain shattered, plain decays
         # exponentially, residual far slower, looks-linear 1
@@ -588,6 +610,10 @@ REPRODUCTIONS = [
     pytest.param("hochreiter1997", "quick", 4, marks=slow),
     # the adding problem at T = 150, 200: the IRNN beats the baseline, a tanh RNN stays at it
     pytest.param("le2015", "quick", 4, marks=slow),
+    # attention-only transformers at init, 12 blocks: with α = 1 the tokens align and the queries' and keys'
+    # gradients vanish against the values' (Post-LN; the quick profile adds ln = none), with α = 1/√L neither
+    ("noci2022", "test", 3),
+    pytest.param("noci2022", "quick", 6, marks=slow),
 ]
 
 

@@ -404,6 +404,31 @@ def check_martens2021(fig, results):
             assert abs(at_zero) < 1e-3, (net, at_zero)
 
 
+
+def check_noci2022(fig, results):
+    """A row per ln: the token cosine and the Q/V, K/V gradient ratios per block, each line the
+    median over seeds of what the layers table says at init (α = 1: residual_scale 1; α = 1/√L:
+    residual_scale · √depth = 1)."""
+    layers = results.with_config("layers")
+    layers = layers[layers["step"] == 0]
+    lns = [ln for ln in ("none", "post", "pre") if ln in set(layers["ln"])]
+    axes = panels(fig)
+    assert len(axes) == 2 * len(lns)
+    for ln, ax_c, ax_g in zip(lns, axes[::2], axes[1::2]):
+        assert ax_c.get_title().startswith(f"ln = {ln}:") and ax_g.get_title().startswith(f"ln = {ln}:")
+        assert legend(ax_c) == ["α = 1", "α = 1/√L"]
+        assert legend(ax_g) == ["α = 1: Q/V", "α = 1: K/V", "α = 1/√L: Q/V", "α = 1/√L: K/V"]
+        assert ax_g.get_yscale() == "log"
+        sub = layers[layers["ln"] == ln]
+        scaled = np.isclose(sub["residual_scale"] * np.sqrt(sub["depth"]), 1.0)
+        for label, rows in (("α = 1", sub[sub["residual_scale"] == 1.0]), ("α = 1/√L", sub[scaled])):
+            cosine = rows.groupby("layer")["token_cosine"].median()
+            (line,) = [ln_ for ln_ in ax_c.get_lines() if ln_.get_label() == label]
+            np.testing.assert_allclose(line.get_ydata(), cosine.to_numpy(), rtol=1e-6)
+            ratio = (rows["grad_norm_q"] / rows["grad_norm_v"]).groupby(rows["layer"]).median()
+            (line,) = [ln_ for ln_ in ax_g.get_lines() if ln_.get_label() == f"{label}: Q/V"]
+            np.testing.assert_allclose(line.get_ydata(), ratio.to_numpy(), rtol=1e-6)
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 

@@ -183,6 +183,27 @@ def test_attention_only_blocks_without_skips_collapse_the_tokens_and_skips_keep_
     assert skips[-1] > 100 * plain[-1]
 
 
+
+def test_identical_tokens_leave_the_queries_and_keys_without_gradient_but_not_the_values():
+    """Noci et al. (2022)'s Theorem 3.2 on the family's attention: when every token is the same
+    vector, each query scores every key alike whatever W_Q and W_K are, so their gradient is 0,
+    while W_V still moves the output; distinct tokens give W_Q and W_K a gradient of the same order."""
+    d, t = 16, 6
+    kq, kk, kv, ko, kx, kg = jax.random.split(jax.random.key(3), 6)
+    weights = [jax.random.normal(k, (d, d)) / np.sqrt(d) for k in (kq, kk, kv, ko)]
+    pull = jax.random.normal(kg, (1, t, d))  # a fixed random linear loss of the output
+
+    def grads(x):
+        loss = lambda w: jnp.sum(transformer.attention(x, *w, heads=4, causal=False)[0] * pull)  # noqa: E731
+        return [float(jnp.linalg.norm(g)) for g in jax.grad(loss)(weights)]
+
+    tokens = jax.random.normal(kx, (1, t, d))
+    same = jnp.broadcast_to(tokens[:, :1], tokens.shape)
+    q, k, v, _ = grads(same)
+    q_apart, k_apart, v_apart, _ = grads(tokens)
+    assert v > 0.1 and q_apart > 0.1 * v_apart and k_apart > 0.1 * v_apart
+    assert q < 1e-5 * v and k < 1e-5 * v
+
 def test_vmapped_transformer_lanes_equal_each_config_alone():
     """Lanes that differ in seed, α, the query/key gain and the learning rate (one program) against
     each run alone: curves and every per-block probe."""
