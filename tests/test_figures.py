@@ -382,6 +382,25 @@ def check_balduzzi2017(fig, results):
     assert nets <= set(legend(ax))
 
 
+def check_dong2021(fig, results):
+    from satbench.figures import dong2021
+
+    ax_res, ax_cos = panels(fig)
+    blocks = dong2021.blocks(results)
+    assert legend(ax_res) == [n for n in dong2021.NETS.values() if n in set(blocks["net"])]
+    depth = int(results.runs["depth"].max())
+    assert ax_res.get_yscale() == "log" and ax_cos.get_yscale() == "log"
+    # one line per net and seed on each side: res per block, and 1 − token cosine, at the drawing floor
+    # when below it
+    per_net = [g.sort_values("layer") for _, g in blocks.groupby(["net", "seed"])]
+    for ax, values in ((ax_res, [g["rank_residual"] for g in per_net]),
+                       (ax_cos, [1 - g["token_cosine"] for g in per_net])):
+        drawn = sorted(tuple(line.get_ydata()) for line in data_lines(ax, depth))
+        want = sorted(tuple(np.maximum(np.asarray(v, float), dong2021.DRAW_FLOOR)) for v in values)
+        assert len(drawn) == len(results.runs) == len(want)
+        np.testing.assert_allclose(np.array(drawn), np.array(want), rtol=1e-6)
+
+
 def check_martens2021(fig, results):
     ax_a, ax_b = panels(fig)
     from satbench.figures import martens2021
