@@ -413,6 +413,23 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
                      transform("runs", "input_grad_autocorr", lambda v, rows: v / 2,
                                runs_of(init="he", residual=True)), {3}, {0, 1, 2, 4}),
     ]),
+    ("dong2021", "quick"): (4, [  # SAN collapses by block 5, order p > 1.2, skips keep res, ReLU MLP speeds it
+        # the MLP nets' own collapse is as fast and as doubly exponential (p ≈ 1.6–2.1): only the
+        # SAN-vs-MLP comparison turns around
+        Perturbation("attention_only labels true <-> false", swap("attention_only", True, False), {3}, {0, 1, 2}),
+        Perturbation("residual labels false <-> true", swap("residual", False, True), {0, 1, 2}),
+        Perturbation("SAN's res replaced by the exponential decay 0.02^l (p = 1)",
+                     transform("layers", "rank_residual", lambda v, rows: 0.02 ** rows["layer"].astype(float),
+                               runs_of(attention_only=True, residual=False)), {1}, {0, 2}),
+        Perturbation("SAN's token cosine 0.99 at every block",
+                     transform("layers", "token_cosine", lambda v, rows: v * 0 + 0.99,
+                               runs_of(attention_only=True, residual=False)), {0}, {1, 2, 3}),
+        Perturbation("the skip nets' res ÷ 100", transform("layers", "rank_residual", lambda v, rows: v / 100,
+                                                           runs_of(residual=True)), {2}, {0, 1, 3}),
+        Perturbation("SAN + MLP's res × 1000", transform("layers", "rank_residual", lambda v, rows: v * 1000,
+                                                         runs_of(attention_only=False, residual=False)),
+                     {3}, {0, 1, 2}),
+    ]),
     ("vanishing", "stored"): (3, [  # sigmoid shrinks > 4×/layer, ReLU + He flat, tanh ≫ sigmoid
         # claim 0 under the swap: tanh's factor is ≈ 1 at σ_w² = 1, the bound 1/4
         Perturbation("activation labels sigmoid <-> tanh", swap("activation", "sigmoid", "tanh"),
@@ -606,6 +623,9 @@ REPRODUCTIONS = [
     # depth 50, no skips or norm: TAT and DKS nets train, faster than untransformed ones; TAT's C^∘L(0) = η
     ("martens2021", "test", 6),
     pytest.param("martens2021", "quick", 6, marks=slow),
+    # transformer blocks at init: pure attention collapses to rank 1 doubly exponentially (order p > 1.2)
+    # within 5 blocks, skip connections keep res > 1e-2 at block 12, the ReLU MLP speeds the collapse
+    ("dong2021", "quick", 4),
     # the adding problem at T = 100, 150: the LSTM solves it, a tanh RNN stays at the baseline
     pytest.param("hochreiter1997", "quick", 4, marks=slow),
     # the adding problem at T = 150, 200: the IRNN beats the baseline, a tanh RNN stays at it

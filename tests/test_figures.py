@@ -382,6 +382,49 @@ def check_balduzzi2017(fig, results):
     assert nets <= set(legend(ax))
 
 
+def check_dong2021(fig, results):
+    from satbench.figures import dong2021
+
+    ax_res, ax_cos = panels(fig)
+    blocks = dong2021.blocks(results)
+    assert legend(ax_res) == [n for n in dong2021.NETS.values() if n in set(blocks["net"])]
+    depth = int(results.runs["depth"].max())
+    assert ax_res.get_yscale() == "log" and ax_cos.get_yscale() == "log"
+    # one line per net and seed on each side: res per block, and 1 − token cosine, at the drawing floor
+    # when below it
+    per_net = [g.sort_values("layer") for _, g in blocks.groupby(["net", "seed"])]
+    for ax, values in ((ax_res, [g["rank_residual"] for g in per_net]),
+                       (ax_cos, [1 - g["token_cosine"] for g in per_net])):
+        drawn = sorted(tuple(line.get_ydata()) for line in data_lines(ax, depth))
+        want = sorted(tuple(np.maximum(np.asarray(v, float), dong2021.DRAW_FLOOR)) for v in values)
+        assert len(drawn) == len(results.runs) == len(want)
+        np.testing.assert_allclose(np.array(drawn), np.array(want), rtol=1e-6)
+
+
+def test_dong2021_convergence_order_tells_exponential_from_doubly_exponential():
+    """The order p of dong2021's claim on sequences of known law: exponential decay at any rate
+    gives 1, r_{l+1} = c r_l² gives 2 and r_{l+1} = c r_l³ gives 3; values below float32 rounding
+    (dong2021.RELIABLE) are left out, and fewer than three reliable blocks give NaN."""
+    import pandas as pd
+
+    from satbench.figures import dong2021
+
+    def law(first, step, n=12):
+        r = [first]
+        for _ in range(n - 1):
+            r.append(step(r[-1]))
+        return pd.Series(r, index=range(1, n + 1))
+
+    for q in (0.5, 0.05):
+        assert dong2021.convergence_order(law(0.3, lambda r: q * r)) == pytest.approx(1.0, abs=1e-9)
+    assert dong2021.convergence_order(law(0.3, lambda r: 0.5 * r * r)) == pytest.approx(2.0, abs=1e-9)
+    assert dong2021.convergence_order(law(0.3, lambda r: 0.5 * r**3)) == pytest.approx(3.0, abs=1e-9)
+    # a quadratic collapse that hits the float floor: the floor's flat values do not drag p toward 0
+    floored = law(0.3, lambda r: max(0.5 * r * r, 5e-8))
+    assert dong2021.convergence_order(floored) == pytest.approx(2.0, abs=1e-9)
+    assert np.isnan(dong2021.convergence_order(pd.Series([0.3, 1e-7, 0.0], index=[1, 2, 3])))
+
+
 def check_martens2021(fig, results):
     ax_a, ax_b = panels(fig)
     from satbench.figures import martens2021
