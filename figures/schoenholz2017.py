@@ -84,7 +84,7 @@ def _depth_scales_panel(ax, results) -> None:
     measured = correlation_depth_scales(results)
     if len(measured):
         ax.plot(measured["sigma_w2"], measured["xi_c_measured"], "s", ms=6, mfc="none", color="red",
-                label=f"ξ_c measured, depth {int(measured['depth'].iloc[0])} (pair cosines)")
+                label=f"ξ_c measured, depth {int(measured['depth'].iloc[0])} (c-map slope)")
     ax.axhline(max(depths), color="grey", ls=":", lw=1)
     ax.text(fine[0], max(depths) * 1.08, "deepest net: larger scales are not measurable", fontsize=7, color="grey")
     ax.set(yscale="log", xlabel="σ_w²", ylabel="depth scale (layers, log)",
