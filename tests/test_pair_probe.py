@@ -105,7 +105,10 @@ def test_map_fit_recovers_the_slope_at_an_interior_fixed_point(chi, fixed):
 def test_map_fit_is_nan_without_a_fixed_point_to_measure():
     assert np.isnan(fits.correlation_map_depth_scale(np.full((8, 30), 0.3)))  # no spread: no slope
     growing = 1 - np.geomspace(1e-4, 1e-2, 30)[None, :] * np.linspace(1, 2, 8)[:, None]
-    assert np.isnan(fits.correlation_map_depth_scale(growing[:, :5]))  # too few points
+    assert np.isnan(fits.correlation_map_depth_scale(growing))  # c = 1 repels and nothing settles inside
+    shrinking = 1 - np.geomspace(1e-2, 1e-4, 30)[None, :] * np.linspace(1, 2, 8)[:, None]
+    assert np.isfinite(fits.correlation_map_depth_scale(shrinking))
+    assert np.isnan(fits.correlation_map_depth_scale(shrinking[:, :3]))  # 16 points, fewer than MIN_POINTS
     assert np.isnan(fits.correlation_map_depth_scale(np.ones((8, 1))))  # one layer: no transition
 
 
