@@ -144,7 +144,7 @@ def test_measured_xi_c_is_the_theory_in_both_phases(sigma_w2):
     """tanh, σ_b² = 0.05, width 512, depth 60: the seed mean (3 nets) of the c-map fit's ξ_c is
     within 10 % of mean-field ξ_c in the ordered phase (σ_w² = 1: ξ_c = 3.6) and the chaotic one
     (3, 4: ξ_c = 9.1, 7.0), all below depth/3. Measured: 3.67, 9.09, 6.79 (ratios 1.01, 1.00, 0.97;
-    single nets 0.92–1.04 of theory). Checked on 6 other nets (a 6-way split of the key): 1.02, 0.99, 1.00."""
+    single nets 0.92–1.04 of theory). With 3 more nets (6 in all): 1.02, 0.99, 1.00."""
     theory_xi = float(theory.xi_c("tanh", sigma_w2, 0.05))
     assert theory_xi < 60 / 3
     assert measured_xi_c("tanh", sigma_w2, 3).mean() == pytest.approx(theory_xi, rel=0.1)
