@@ -8,9 +8,9 @@ fail to train, on both the ordered (small σ_w²) and chaotic (large σ_w²) sid
 Right, the depth scales against σ_w² (the paper's Fig. 1-2 panel): theory ξ_c
 and the gradient scale ξ_∇ = 1/|ln χ₁| (equal in the ordered phase), with ξ_∇
 measured at initialisation from each net's per-layer factor of ‖∂L/∂W_l‖²
-(``grad_decay``, geometric mean over seeds), and ξ_c measured from how fast the cosine of pairs of
-inputs' pre-activations approaches its limit (``xi_c_measured``, at the deepest nets). A net of depth L can only measure
-scales up to about L, so near criticality the points fall below the diverging
+(``grad_decay``, geometric mean over seeds), and ξ_c measured from the slope of each net's own c-map at
+its fixed point, on pairs of inputs at a spread of angles (``xi_c_measured``, at the deepest nets). A net
+of depth L can only measure gradient scales up to about L, so near criticality the points fall below the diverging
 theory. The fit of the log measures the per-layer factor's geometric mean, which lies below its
 mean χ₁ by (2+3κ)/(2N) in the log (``_common.log_step_variance``): 1.1–2.7 % at width 100.
 """
@@ -54,8 +54,8 @@ def gradient_depth_scales(results) -> pd.DataFrame:
 
 
 def correlation_depth_scales(results) -> pd.DataFrame:
-    """Per σ_w², at the deepest nets: ξ_c measured from the pairs' cosines (``xi_c_measured``,
-    geometric mean over the seeds where the fit found a decay within the net's depth) and the
+    """Per σ_w², at the deepest nets: ξ_c measured from the pairs' c-map (``xi_c_measured``,
+    geometric mean over the seeds where the fit found a slope below 1 at a fixed point) and the
     theory's ξ_c. Empty when no pairs were probed."""
     runs = results.runs
     if "xi_c_measured" not in runs or runs["xi_c_measured"].isna().all():
@@ -84,7 +84,7 @@ def _depth_scales_panel(ax, results) -> None:
     measured = correlation_depth_scales(results)
     if len(measured):
         ax.plot(measured["sigma_w2"], measured["xi_c_measured"], "s", ms=6, mfc="none", color="red",
-                label=f"ξ_c measured, depth {int(measured['depth'].iloc[0])} (pair cosines)")
+                label=f"ξ_c measured, depth {int(measured['depth'].iloc[0])} (c-map slope)")
     ax.axhline(max(depths), color="grey", ls=":", lw=1)
     ax.text(fine[0], max(depths) * 1.08, "deepest net: larger scales are not measurable", fontsize=7, color="grey")
     ax.set(yscale="log", xlabel="σ_w²", ylabel="depth scale (layers, log)",

@@ -114,9 +114,36 @@ def input_grad_summary(probe: dict) -> dict[str, np.ndarray]:
     return {"input_grad_autocorr": corr[:, 0], "input_grad_autocorr_final": corr[:, -1]}
 
 
+def pair_map_rows(chunk: Chunk, gaps) -> pd.DataFrame:
+    """One row per (config, probe, pair, layer) of the c-map probe (``probes.angle_pairs``): the
+    pair's ``input_cosine`` cos θ_i and its pre-activations' ``cosine`` c_l, stored as 1 − gap in
+    float64 so a gap of 1e-10 survives (``probes.pair_gaps``); layers beyond a config's depth
+    dropped."""
+    gap = np.asarray(gaps, np.float64)  # (n, probes, depth, pairs)
+    c, p, layer, i = np.meshgrid(*(np.arange(d) for d in gap.shape), indexing="ij")
+    keep = (layer < np.asarray(chunk.depths)[:, None, None, None]).ravel()
+    return pd.DataFrame({
+        "config_id": chunk.ids[c.ravel()], "step": chunk.probe_steps[p.ravel()], "pair": i.ravel(),
+        "layer": layer.ravel() + 1, "input_cosine": input_cosines(gap.shape[-1])[i.ravel()],
+        "cosine": 1.0 - gap.reshape(-1),
+    })[keep].reset_index(drop=True)
+
+
+def input_cosines(pairs: int) -> np.ndarray:
+    """cos θ_i, θ_i = π(i + ½)/P: the input cosine of pair i of ``probes.angle_pairs``."""
+    return np.cos(np.pi * (np.arange(pairs) + 0.5) / pairs)
+
+
+def pair_map_depth_scale(gaps, depth: int) -> float:
+    """``xi_c_measured`` of one config: ``fits.correlation_map_depth_scale`` of its pairs' cosines at
+    initialisation (``gaps`` (probes, sites, pairs), the first ``depth`` sites)."""
+    return fits.correlation_map_depth_scale(1.0 - np.asarray(gaps, np.float64)[0, :depth].T)
+
+
 PROBE_TABLES: dict[str, ProbeTable] = {t.name: t for t in (
     ProbeTable("spectra", ("config_id", "step", "sample", "index"), spectra_rows, spectra_at_init),
     ProbeTable("histograms", ("config_id", "step", "quantity", "layer", "bin"), histogram_rows),
     ProbeTable("timesteps", ("config_id", "step", "t"), timestep_rows, timesteps_at_init),
     ProbeTable("input_grads", ("config_id", "step", "sample", "feature"), input_grad_rows, input_grad_summary),
+    ProbeTable("pair_map", ("config_id", "step", "pair", "layer"), pair_map_rows),
 )}

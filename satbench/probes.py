@@ -77,7 +77,9 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
                  mean-field theory, c_l = q_ab / √(q_aa q_bb), layer by layer
     grad_norm_<group>  where the network has ``site_param_group_norms``: a site's weights by role
                  (a transformer block's W_Q, W_K, W_V, W_O and MLP: ``grad_norm_q`` ...)
-    and the family's own per-site numbers (``Forward.site_extras``) and whole-net numbers
+    With ``pair_samples`` > 0 the dict also holds "pair_map": each of P pairs' own gap 1 − c_l (sites,
+    P) on pairs at a spread of input angles (``angle_pairs``, ``pair_gaps``): the points of the c-map
+    that ``fits.correlation_map_depth_scale`` fits ξ_c to (table ``pair_map``). Also the family's own per-site numbers (``Forward.site_extras``) and whole-net numbers
     (a network's ``probe_summaries()``, e.g. a recurrent matrix's spectral radius). Where an
     architecture says ``phi_sites = False`` (a transformer's sites are its blocks' outputs, not
     inputs of φ) the ``PHI_COLUMNS`` are NaN.
@@ -124,6 +126,7 @@ def layer_probes(graphdef, params, x, y, ctx=models.Context(), histogram_bins: i
         out.update({k: jnp.full(len(preacts), jnp.nan) for k in PHI_COLUMNS})
     if pair_samples:
         out["pair_cosine"] = pair_cosine(preacts, pair_samples)
+        out["pair_map"] = pair_gaps(model(angle_pairs(x, pair_samples), ctx).preacts)
     if hasattr(model, "site_param_norms"):  # weights per site (layers; a recurrent net's are shared)
         grads = nnx.merge(graphdef, g_params)
         out = {"grad_norm": grads.site_param_norms(), **out}
@@ -148,6 +151,36 @@ def pair_cosine(preacts, pairs: int):
     dot = jnp.sum(a * b, axis=-1)
     norms = jnp.sqrt(jnp.sum(a**2, axis=-1) * jnp.sum(b**2, axis=-1))
     return jnp.mean(dot / norms, axis=1)
+
+
+def angle_pairs(x, pairs: int):
+    """(2P, ...) inputs for the c-map probe: examples i < P of ``x`` (P = ``pairs``, at most half
+    the batch), then for each a partner of the same norm at angle θ_i = π(i + ½)/P from it, in
+    the plane of example i and example P + i (the partner is cos θ_i · x_i plus sin θ_i · |x_i|
+    times the unit part of x_{P+i} orthogonal to x_i). The input cosines cos θ_i spread over
+    (−1, 1), so the pairs' cosines pass through the c-map's fixed point from both sides whatever
+    the phase: the points the fit needs. Deterministic: a function of the probe batch alone."""
+    n = min(pairs, x.shape[0] // 2)
+    flat = x.reshape(x.shape[0], -1)
+    first, other = flat[:n], flat[n : 2 * n]
+    norm = jnp.linalg.norm(first, axis=1, keepdims=True)
+    unit = first / jnp.maximum(norm, jnp.finfo(x.dtype).tiny)
+    across = other - jnp.sum(other * unit, axis=1, keepdims=True) * unit
+    across = across / jnp.maximum(jnp.linalg.norm(across, axis=1, keepdims=True), jnp.finfo(x.dtype).tiny)
+    theta = (jnp.pi * (jnp.arange(n) + 0.5) / n)[:, None]
+    partner = norm * (jnp.cos(theta) * unit + jnp.sin(theta) * across)
+    return jnp.concatenate([first, partner.astype(x.dtype)]).reshape((2 * n, *x.shape[1:]))
+
+
+def pair_gaps(preacts):
+    """(sites, P) 1 − cos between the pre-activations of examples i and P + i (i < P, 2P the batch:
+    ``angle_pairs``' layout) at each site,
+    as ½‖â − b̂‖² of the unit vectors: exact where the cosine is within float32 rounding of 1
+    (an ordered net's pairs reach 1 − c ≈ 1e-10), where 1 − cos would round to 0."""
+    flat = preacts.reshape(preacts.shape[0], preacts.shape[1], -1)
+    unit = flat / jnp.linalg.norm(flat, axis=-1, keepdims=True)
+    pairs = flat.shape[1] // 2
+    return 0.5 * jnp.sum((unit[:, :pairs] - unit[:, pairs : 2 * pairs]) ** 2, axis=-1)
 
 
 def decay_rate(grad_norm, depth_first: int = 2):

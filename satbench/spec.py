@@ -89,7 +89,8 @@ FIELDS: dict[str, Field] = {
     "probe_batch": Field(int, 256, "examples in the probe batch", positive),
     "jacobian_samples": Field(int, 0, "examples whose input-output Jacobian spectrum is probed", non_negative),
     "pair_samples": Field(int, 0, "input pairs whose pre-activation cosine is probed per layer (pair_cosine; "
-                          "xi_c_measured); 2 x pair_samples <= probe_batch (0: off)", non_negative, id_omits_default=True),
+                          "the table pair_map and xi_c_measured); 2 x pair_samples <= probe_batch (0: off)",
+                          non_negative, id_omits_default=True),
     "histogram_bins": Field(int, 0, "bins of per-layer histograms of φ(h_l) and ∂L/∂h_l at each probe (0: off)",
                             non_negative, id_omits_default=True),
     "input_grad_probe": Field(bool, False, "probe the input gradients of the probe batch: their consecutive "

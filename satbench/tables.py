@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from satbench import data, families, fits, probe_tables, probes, spec, train
+from satbench import data, families, probe_tables, probes, spec, train
 
 
 def record_tables(program: train.Program, configs: list, record: train.Record, experiment: str,
@@ -75,8 +75,8 @@ def record_tables(program: train.Program, configs: list, record: train.Record, e
             "clip_rate": float(rec.clip_rate[i]),
             "max_grad_norm": float(rec.max_grad_norm[i]),
             "grad_decay": probes.decay_rate(rec.layers["grad_norm"][i, 0, :d]) if "grad_norm" in rec.layers else np.nan,
-            "xi_c_measured": (fits.correlation_depth_scale(rec.layers["pair_cosine"][i, 0, :d])
-                              if "pair_cosine" in rec.layers else np.nan),
+            "xi_c_measured": (probe_tables.pair_map_depth_scale(rec.tables["pair_map"][i], d)
+                              if "pair_map" in rec.tables else np.nan),
             "signal_decay": (probes.decay_rate(rec.layers["signal_norm"][i, 0, :d]) if "signal_norm" in rec.layers
                              else np.nan),
             "time_per_step_s": chunk_seconds / max(cfg["steps"], 1),

@@ -404,6 +404,7 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     site_table = families.of(arch).site_table
     if site_table != "layers":  # the per-site columns are a table of their own (time steps: timesteps)
         tables[site_table], layers = layers, {}
+        tables.pop("pair_map", None)  # its rows and xi_c_measured are per layer (sites beyond depth dropped)
     hit = train_loss <= lane["target_loss"]  # False for a NaN target
     log_steps = jnp.asarray(program.log_steps(), jnp.int32)
     return Record(
