@@ -77,6 +77,9 @@ FIELDS: dict[str, Field] = {
     "optimizer": Field(str, "sgd", "optax optimizer", choices(lambda: list(OPTIMIZERS))),
     "momentum": Field(float, 0.9, "momentum of the 'momentum' optimizer", unit_interval),
     "learning_rate": Field(float, 0.01, "step size", positive, batched=True),
+    "warmup_steps": Field(int, 0, "steps over which the learning rate rises linearly to learning_rate: step k uses "
+                          "min(1, (k + 1)/warmup_steps) of it (0: none)", non_negative, batched=True,
+                          id_omits_default=True),
     "batch_size": Field(int, 64, "minibatch size", positive),
     "steps": Field(int, 500, "training steps (0: probes at init only)", non_negative),
     "seed": Field(int, 0, "random seed (init and minibatches)", non_negative, batched=True, lane_dtype="uint32"),

@@ -20,6 +20,7 @@ import optax
 from flax import nnx
 
 from satbench import clipping, data as datasets, families, losses, models, phi_hat, probe_tables, probes, schedule, spec
+from satbench import warmup
 from satbench.fields import as_choices
 
 OPTIMIZERS = spec.OPTIMIZERS
@@ -40,6 +41,7 @@ class Program:
       is plain, and the layers have no select (about 10 % of a width-64 step).
     adaptive_clip: some lane has an ``agc`` ratio (the others' is inf: their updates are unchanged).
     dropout: some lane has a dropout rate (the others' 0 keeps every unit).
+    warmup: some lane warms its learning rate up (``warmup_steps`` > 0; the others' factor is exactly 1).
     """
 
     arch: Any
@@ -49,6 +51,7 @@ class Program:
     residual: bool = True
     adaptive_clip: bool = False  # some lane clips adaptively (``agc``); False: no AGC in the program
     dropout: bool = False  # some lane drops units (``dropout`` > 0); False: no masks are drawn
+    warmup: bool = False  # some lane has ``warmup_steps`` > 0; False: no warmup factor in the program
 
     def __getattr__(self, name):
         for key, value in object.__getattribute__(self, "settings"):
@@ -176,15 +179,17 @@ BATCHNORM_MOMENTUM = 0.9
 
 
 def make_optimizer(names: str | tuple[str, ...], learning_rate, momentum: float, clip_norm=jnp.inf,
-                   index=0, agc=None, stacked: tuple[str, ...] = ()) -> optax.GradientTransformation:
+                   index=0, agc=None, stacked: tuple[str, ...] = (), warmup_steps=None) -> optax.GradientTransformation:
     """An optax optimizer after global-norm clipping; learning rate and clip
     threshold may be traced (vmapped) values. An infinite threshold leaves
     every gradient exactly as it is. Several ``names``: the lane's is ``names[index]``
     (``pick_per_lane``), so sweeps over the optimizer share a program. ``agc``: adaptive
     clipping at that ratio first (``clipping.adaptive_clip``; ``stacked``: the network's
-    layer-stacked parameters); None: none."""
+    layer-stacked parameters); None: none. ``warmup_steps``: the learning rate rises linearly over
+    that many steps (``warmup.schedule``, traced is fine); None: a constant learning rate."""
     names = (names,) if isinstance(names, str) else tuple(names)
-    bases = [_base_optimizer(n, learning_rate, momentum) for n in names]
+    rate = learning_rate if warmup_steps is None else warmup.schedule(learning_rate, warmup_steps)
+    bases = [_base_optimizer(n, rate, momentum) for n in names]
     base = bases[0] if len(bases) == 1 else pick_per_lane(bases, index)
     first = [] if agc is None else [clipping.adaptive_clip(agc, stacked)]
     return optax.chain(*first, optax.clip_by_global_norm(clip_norm), base)
@@ -282,7 +287,8 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
     optimizer = make_optimizer(program.optimizer, lane["learning_rate"], program.momentum, lane["clip_norm"],
                                _index(lane, "optimizer", program.optimizer),
                                agc=lane["agc"] if program.adaptive_clip else None,
-                               stacked=getattr(models.network_class(arch), "stacked_params", ()))
+                               stacked=getattr(models.network_class(arch), "stacked_params", ()),
+                               warmup_steps=lane["warmup_steps"] if program.warmup else None)
     batchnorm = "batchnorm" in arch.norm
     loss = losses.for_task(program.task)
 

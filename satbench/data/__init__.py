@@ -9,7 +9,7 @@ same data, and each (name, options) is read and preprocessed once per
 process. Modules: ``base`` (containers, ``DataError``), ``preprocess``,
 ``teacher_student``, ``shapes`` (Shapeset-3×2), ``shipped`` (digits, the
 bundled Fashion-MNIST subset), ``formats`` (IDX, npz, CIFAR batches),
-``folder`` (the data folder's layout), ``sequences`` (adding problem, digits as sequences),
+``folder`` (the data folder's layout), ``sequences`` (adding problem, copy, sort, digits as sequences),
 ``line`` (scalar inputs on a grid).
 """
 
@@ -30,6 +30,8 @@ __all__ = ["DATASETS", "PREPROCESS", "DataError", "Dataset", "DatasetInfo", "Raw
 
 #: the adding problem's default length (Le et al. 2015 and Arjovsky et al. 2016 start their sweeps near it)
 ADDING_DEFAULT_LEN = 50
+#: the sort task's default length: short sequences, as transformers' toy tasks use
+SORT_DEFAULT_LEN = 8
 #: the copy task's default length: a delay of 40 steps between the symbols and their recall
 COPY_DEFAULT_LEN = 60
 
@@ -62,6 +64,11 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                 "copy task: 10 symbols, a delay, a delimiter; write the symbols back in the last 10 steps, a label "
                 "at every step (generated; Hochreiter & Schmidhuber 1997, Arjovsky et al. 2016)",
                 task="classify_steps", sequence=Sequence(COPY_DEFAULT_LEN, lambda t: 10, minimum=22)),
+    DatasetInfo("sort", sequences.sort, 10_000, 1_000, SORT_DEFAULT_LEN * sequences.SORT_SYMBOLS,
+                sequences.SORT_SYMBOLS, "none", None,
+                "sort task: T symbols uniform from 10, one-hot; the label at step t is the t-th smallest symbol "
+                "(generated; the sorting task of transformer studies such as Dong et al. 2021)",
+                task="classify_steps", sequence=Sequence(SORT_DEFAULT_LEN, lambda t: sequences.SORT_SYMBOLS)),
     DatasetInfo("seq_digits", sequences.seq_digits, 1438, 359, 64, 10, "standardise", (0.0, 16.0),
                 "digits read as a sequence: 8 rows of 8 pixels (seq_len 8) or 64 single pixels (seq_len 64)",
                 origin="bundled", sequence=Sequence(8, lambda t: 64 // t, lengths=(8, 64))),

@@ -15,6 +15,10 @@ features first); ``satbench.train.data_arrays`` reshapes them to (T, F).
             a delay of blanks, a delimiter, then 10 blanks during which the net must write the 10
             symbols back; a target at every step (blank until the last 10). T = seq_len steps in all
             (delay T − 20); a net without memory scores cross-entropy 10·ln 8 / T, per step on average.
+``sort``    sorting (the short symbol tasks transformers are trained on, e.g. by Dong et al. 2021):
+            T symbols drawn uniformly from 10, one-hot; the label of step t is the t-th smallest
+            symbol, so the labels are the input sorted. Every label depends on the whole input: a
+            net that reads left to right cannot know step 1's label before the last step.
 ``seq_mnist``, ``permuted_mnist``  MNIST from the data folder, 784 pixels one per step (in reading
             order, or in one fixed random order): Le et al.'s pixel-by-pixel tasks at full scale.
 """
@@ -28,6 +32,8 @@ from satbench.data.base import Raw
 
 #: the seed of the fixed pixel order of permuted_seq_digits (changing it changes every result)
 PERMUTATION_SEED = 1234
+#: the sort task's alphabet (symbols 0..9, which are also its classes)
+SORT_SYMBOLS = 10
 #: the copy task: symbols to remember, the alphabet they come from, and the blank and delimiter codes
 COPY_SYMBOLS, COPY_ALPHABET, COPY_BLANK, COPY_DELIMITER = 10, 8, 8, 9
 COPY_CLASSES = 10
@@ -82,6 +88,22 @@ def _copy_examples(rng, n: int, seq_len: int):
     labels[:, seq_len - COPY_SYMBOLS :] = symbols
     x = np.eye(COPY_CLASSES, dtype=np.float32)[codes].reshape(n, seq_len * COPY_CLASSES)
     return x, labels.astype(np.int32)
+
+
+def sort(seq_len: int, n_train: int = 10_000, n_test: int = 1_000, seed: int = 0) -> Raw:
+    """The sort task in ``seq_len`` steps: one-hot symbols (n, T·10), time-major, and at every step
+    the label the sorted sequence has there (n, T). Train and test from independent streams."""
+    x_train, y_train = _sort_examples(np.random.default_rng([seed, 0]), n_train, seq_len)
+    x_test, y_test = _sort_examples(np.random.default_rng([seed, 1]), n_test, seq_len)
+    meta = {"n_classes": SORT_SYMBOLS, "seq_len": seq_len, "features": SORT_SYMBOLS,
+            "source": f"sort task, T = {seq_len}, {SORT_SYMBOLS} symbols, seed {seed}"}
+    return Raw(x_train, y_train, x_test, y_test, meta)
+
+
+def _sort_examples(rng, n: int, seq_len: int):
+    symbols = rng.integers(0, SORT_SYMBOLS, size=(n, seq_len))
+    x = np.eye(SORT_SYMBOLS, dtype=np.float32)[symbols].reshape(n, seq_len * SORT_SYMBOLS)
+    return x, np.sort(symbols, axis=1).astype(np.int32)
 
 
 def seq_digits(seq_len: int = 8) -> Raw:
