@@ -98,7 +98,8 @@ SLOW_REPRODUCTIONS = {("glorot2010", "quick"), ("schoenholz2017", "row60"), ("kl
                       ("ioffe2015", "quick"), ("he2016", "test"), ("hanin2018", "quick"), ("saxe2014", "test"),
                       ("pennington2017", "test"), ("xiao2018", "quick"), ("xiao2018_training", "quick"),
                       ("hochreiter1997", "quick"), ("le2015", "quick"), ("zhang2019", "test"),
-                      ("martens2021", "test"), ("yang2019", "test"), ("balduzzi2017", "test")}
+                      ("martens2021", "test"), ("yang2019", "test"), ("balduzzi2017", "test"),
+                      ("xiong2020", "quick")}
 
 
 def assert_identical_results(got, want):

@@ -404,6 +404,29 @@ def check_martens2021(fig, results):
             assert abs(at_zero) < 1e-3, (net, at_zero)
 
 
+def check_xiong2020(fig, results):
+    ax_init, *ax_train = panels(fig)
+    runs = results.runs
+    depths = sorted(runs["depth"].unique())
+    assert [ax.get_title() for ax in ax_train] == [f"{d} blocks: training" for d in depths]
+    assert ax_init.get_yscale() == "log"
+    # a median line per (ln, depth) over the blocks, from the step-0 rows read here directly
+    layers = results.with_config("layers")
+    at_init = layers[layers["step"] == 0]
+    for ln, name in (("post", "Post-LN"), ("pre", "Pre-LN")):
+        for depth in depths:
+            (line,) = [x for x in ax_init.get_lines() if x.get_label() == f"{name}, {depth} blocks"]
+            rows = at_init[(at_init["ln"] == ln) & (at_init["depth"] == depth)]
+            want = rows.groupby(["layer", "seed"])["grad_norm"].mean().groupby("layer").median()
+            np.testing.assert_allclose(line.get_xdata(), np.arange(1, depth + 1))
+            np.testing.assert_allclose(line.get_ydata(), want.to_numpy(), rtol=1e-6)
+    logged = results.curves["step"].nunique()
+    warm = int(runs["warmup_steps"].max())
+    for ax in ax_train:
+        assert len(data_lines(ax, logged)) == 4  # Post-LN and Pre-LN, each with and without warmup
+        assert {"Post-LN, no warmup", f"Post-LN, warmup {warm}", "Pre-LN, no warmup"} <= set(legend(ax))
+
+
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}
 
 
