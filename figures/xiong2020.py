@@ -1,4 +1,4 @@
-"""Xiong et al. 2020, Fig. 3 and Fig. 1: where LayerNorm sits decides the gradients at init and
+"""Xiong et al. 2020, Fig. 3 and Fig. 2: where LayerNorm sits decides the gradients at init and
 whether Adam needs a warmup.
 
 Left: each block's weight-gradient norm ‖∂L/∂θ_l‖ at initialisation (median over seeds, the
@@ -174,7 +174,7 @@ def training_claims(results):
         rows.append(dict(
             claim=f"{depth} blocks, Adam lr {lr:g}, no warmup: Post-LN stays near chance (late loss > 1.5; "
                   "ln 10 = 2.30) and Pre-LN trains (< 0.5), every seed (set on 0–1, checked on 2–3)",
-            paper="Post-LN without warmup ends far worse (Fig. 1, lr 5e-4 and 1e-3); Pre-LN needs no warmup (Fig. 4)",
+            paper="Post-LN without warmup ends far worse (Fig. 2, lr 5e-4 and 1e-3); Pre-LN needs no warmup (Fig. 4)",
             measured=f"late loss per seed: Post-LN {text(post_cold)}, Pre-LN {text(pre_cold)}",
             holds=bool((post_cold > 1.5).all() and (pre_cold < 0.5).all())))
     shallow = depths[0]
@@ -183,7 +183,7 @@ def training_claims(results):
     rows.append(dict(
         claim=f"{shallow} blocks: a {warm}-step warmup repairs Post-LN: late loss < 0.5 every seed "
               "(set on 0–1, checked on 2–3)",
-        paper="with warmup Post-LN trains (Fig. 1: its BLEU and validation loss far better than without)",
+        paper="with warmup Post-LN trains (Fig. 2: its BLEU and validation loss far better than without)",
         measured=f"late loss per seed, Post-LN + warmup: {shallow} blocks {text(post_warm)}"
                  + (f"; {deeper}" if deeper else "") + f" (Pre-LN at {shallow}: {text(losses(shallow, 'pre', 0))})",
         holds=bool((post_warm < 0.5).all())))
