@@ -480,6 +480,26 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
                      transform("runs", "phi_param", lambda v, rows: v / 2, runs_of(act_transform="tat")),
                      {5}, {0, 1, 2, 3, 4}),
     ]),
+    ("xiong2020", "quick"): (6, [  # at init: last block Post/Pre > 1.5, the ratio grows from 6 to 12 blocks,
+        # profile slopes Post > Pre; at 6 and 12 blocks Post-LN without warmup at chance, Pre-LN trains; warmup
+        # repairs Post-LN at 6 blocks. Reversed blocks: the first blocks' ratio is 1.16 at 12 blocks on seed 0
+        # (measured margin); under the warmup swap the 12-block cold claim reads Post-LN + warmup's 1.86, 2.31
+        Perturbation("ln labels post <-> pre", swap("ln", "post", "pre"), {0, 1, 2, 3, 4}),
+        Perturbation("block order reversed", reverse_layers, {0, 2}, {3, 4, 5}),
+        Perturbation("Pre-LN 12-block nets' gradient norms × 1.5",
+                     transform("layers", "grad_norm", lambda v, rows: v * 1.5, runs_of(ln="pre", depth=12)),
+                     {1}, {2, 3, 4, 5}),
+        Perturbation("warmup labels 0 <-> 100", swap("warmup_steps", 0, 100), {3, 5}, {0, 1, 2}),
+        Perturbation("Post-LN cold-start training losses ÷ 10",
+                     transform("curves", "train_loss", lambda v, rows: v / 10, runs_of(ln="post", warmup_steps=0)),
+                     {3, 4}, {0, 1, 2, 5}),
+        Perturbation("Pre-LN cold-start training losses + 1",
+                     transform("curves", "train_loss", lambda v, rows: v + 1, runs_of(ln="pre", warmup_steps=0)),
+                     {3, 4}, {0, 1, 2, 5}),
+        Perturbation("Post-LN warmed-up training losses + 1",
+                     transform("curves", "train_loss", lambda v, rows: v + 1, runs_of(ln="post", warmup_steps=100)),
+                     {5}, {0, 1, 2, 3, 4}),
+    ]),
     ("signal_propagation", "stored"): (3, [  # per activation (hard_tanh, relu, tanh): factor = χ₁
         Perturbation("χ₁ handed to the σ_w² in reverse order", chi1_reversed_within_activation, {0, 1, 2}),
         Perturbation("hard_tanh's ‖∂L/∂h_l‖ × e^(l/2)", signal_grows("hard_tanh"), {0}, {1, 2}),
@@ -648,6 +668,9 @@ REPRODUCTIONS = [
     # gradients vanish against the values' (Post-LN; the quick profile adds ln = none), with α = 1/√L neither
     ("noci2022", "test", 3),
     pytest.param("noci2022", "quick", 6, marks=slow),
+    # Post-LN vs Pre-LN transformers: at init the last block's gradient larger with Post-LN, more so at 12
+    # blocks than 6; with Adam at 3e-3 Post-LN without warmup stays at chance, Pre-LN trains, warmup repairs it
+    pytest.param("xiong2020", "quick", 6, marks=slow),
 ]
 
 

@@ -472,6 +472,7 @@ def check_noci2022(fig, results):
             (line,) = [ln_ for ln_ in ax_g.get_lines() if ln_.get_label() == f"{label}: Q/V"]
             np.testing.assert_allclose(line.get_ydata(), ratio.to_numpy(), rtol=1e-6)
 
+
 def check_yang2017(fig, results):
     """Left: a thin line per deepest net whose y is its measured profile, and the recursion (dashed) per α;
     right: a dot per net at its measured ln G, the recursion's ln G at every depth."""
@@ -493,6 +494,29 @@ def check_yang2017(fig, results):
                     and line.get_color() == yang2017.COLOURS[alpha] and len(line.get_xdata())]
         for depth, want in g.groupby("depth")["log_growth_theory"].first().items():
             assert curve.get_ydata()[list(curve.get_xdata()).index(depth)] == pytest.approx(want, rel=1e-9)
+
+
+def check_xiong2020(fig, results):
+    ax_init, *ax_train = panels(fig)
+    runs = results.runs
+    depths = sorted(runs["depth"].unique())
+    assert [ax.get_title() for ax in ax_train] == [f"{d} blocks: training" for d in depths]
+    assert ax_init.get_yscale() == "log"
+    # a median line per (ln, depth) over the blocks, from the step-0 rows read here directly
+    layers = results.with_config("layers")
+    at_init = layers[layers["step"] == 0]
+    for ln, name in (("post", "Post-LN"), ("pre", "Pre-LN")):
+        for depth in depths:
+            (line,) = [x for x in ax_init.get_lines() if x.get_label() == f"{name}, {depth} blocks"]
+            rows = at_init[(at_init["ln"] == ln) & (at_init["depth"] == depth)]
+            want = rows.groupby(["layer", "seed"])["grad_norm"].mean().groupby("layer").median()
+            np.testing.assert_allclose(line.get_xdata(), np.arange(1, depth + 1))
+            np.testing.assert_allclose(line.get_ydata(), want.to_numpy(), rtol=1e-6)
+    logged = results.curves["step"].nunique()
+    warm = int(runs["warmup_steps"].max())
+    for ax in ax_train:
+        assert len(data_lines(ax, logged)) == 4  # Post-LN and Pre-LN, each with and without warmup
+        assert {"Post-LN, no warmup", f"Post-LN, warmup {warm}", "Pre-LN, no warmup"} <= set(legend(ax))
 
 
 CHECKS = {name[len("check_"):]: f for name, f in globals().items() if name.startswith("check_")}

@@ -62,6 +62,8 @@ FIXTURES = {
     "balduzzi2017": ("quick", dict(width=16, probe_batch=64, depth=[2, 8], seed=[0])),
     "noci2022": ("quick", dict(width=16, probe_batch=32, seed=[0])),
     "dong2021": ("quick", dict(width=16, depth=6, probe_batch=16, train_subset=16, seed=[0])),
+    "xiong2020": ("quick", dict(width=16, depth=[2, 3], steps=20, log_every=10, probe_every=20, probe_batch=16,
+                                batch_size=16, warmup_steps=[0, 10], seed=[0, 1])),
 }
 
 #: the fixtures whose claims tests/test_claims_fail.py checks on these tables
