@@ -363,6 +363,19 @@ CASES: dict[tuple[str, str], tuple[int, list[Perturbation]]] = {
                      transform("runs", "final_train_accuracy", lambda v, rows: v * 0.5,
                                runs_of(residual_branch="rezero")), {2}, {0, 1}),
     ]),
+    ("schoenholz2017_dropout", "test"): (3, [  # no critical point with dropout; measured = theory; falls with p
+        # measured 30 % high with dropout: off the theory at every rate (seed 0: −9 … +4 % unperturbed), the
+        # order over rates kept
+        Perturbation("xi_c_measured × 1.3 with dropout",
+                     transform("runs", "xi_c_measured", lambda v, rows: v * 1.3, lambda df: df["dropout"] > 0),
+                     {0, 1}, {2}),
+        # the theory follows the label: 0.1's nets read against 0.05's theory are 30 % low, and the peak order flips
+        Perturbation("dropout labels 0.05 <-> 0.1", swap("dropout", 0.05, 0.1), {0, 1, 2}),
+        # nets without dropout that measure a short scale: at σ_w² = 1.76 no longer beyond the depth, and the
+        # measurable ones (σ_w² = 2.5) far off their theory
+        Perturbation("xi_c_measured ÷ 100 without dropout",
+                     transform("runs", "xi_c_measured", lambda v, rows: v / 100, runs_of(dropout=0.0)), {0, 1}, {2}),
+    ]),
     ("yang2017", "test"): (2, [  # the profile follows the recursion; the growth is subexponential
         # a drift of 0.02 per layer in ln ‖∂L/∂h_l‖²: up to 2 nats off the recursion at depth 100, while
         # ln G(100)/ln G(25) falls (2.0 → 1.5 at α = 1), still subexponential
@@ -643,6 +656,10 @@ REPRODUCTIONS = [
     # a 1000-layer residual MLP without normalisation: He init with α = 1 overflows, Fixup and ReZero train
     ("zhang2019", "test", 3),
     pytest.param("zhang2019", "quick", 3, marks=slow),
+    # tanh MLPs with dropout at init: ξ_c finite at the no-dropout critical point, measured from the nets' c-map
+    # within 15 % of the theory with masks, smaller at higher rates
+    ("schoenholz2017_dropout", "test", 3),
+    pytest.param("schoenholz2017_dropout", "quick", 3, marks=slow),
     # residual tanh MLPs at init: ‖∂L/∂h_l‖² follows the mean-field recursion of residual nets at every layer,
     # and its total growth is subexponential in depth
     ("yang2017", "test", 2),

@@ -473,6 +473,31 @@ def check_noci2022(fig, results):
             np.testing.assert_allclose(line.get_ydata(), ratio.to_numpy(), rtol=1e-6)
 
 
+def check_schoenholz2017_dropout(fig, results):
+    """Left: a theory line per rate on a log scale, every net's measured ξ_c as a dot and each
+    setting's seeds' mean as a ring; right: a point per measurable setting at (theory, measured)."""
+    from satbench.figures import schoenholz2017_dropout as fig_module
+
+    ax_xi, ax_vs = panels(fig)
+    runs = results.runs
+    rates = sorted(runs["dropout"].unique())
+    assert ax_xi.get_yscale() == "log" and legend(ax_xi) == [f"p = {p:g}" for p in rates] + ["depth / 3"]
+    dots = [line for line in ax_xi.get_lines() if line.get_marker() == "."]
+    got = np.concatenate([line.get_ydata() for line in dots])
+    np.testing.assert_allclose(np.sort(got[np.isfinite(got)]), np.sort(runs["xi_c_measured"].dropna()), rtol=1e-6)
+    table = fig_module.scales(results)
+    shown = table[table["measurable"]]
+    points = np.concatenate([np.c_[line.get_xdata(), line.get_ydata()] for line in ax_vs.get_lines()
+                             if line.get_marker() == "o"]) if len(shown) else np.zeros((0, 2))
+    np.testing.assert_allclose(points[np.argsort(points[:, 0])], shown[["theory", "measured"]].sort_values(
+        "theory").to_numpy(), rtol=1e-6)
+    for rate in rates:  # the theory line of each rate through the runs' xi_c at the swept σ_w²
+        (curve,) = [line for line in ax_xi.get_lines() if line.get_label() == f"p = {rate:g}"]
+        want = runs[runs["dropout"] == rate].groupby("sigma_w2")["xi_c"].first()
+        np.testing.assert_allclose(curve.get_xdata(), want.index)
+        np.testing.assert_allclose(curve.get_ydata(), want.to_numpy(), rtol=1e-9)
+
+
 def check_yang2017(fig, results):
     """Left: a thin line per deepest net whose y is its measured profile, and the recursion (dashed) per α;
     right: a dot per net at its measured ln G, the recursion's ln G at every depth."""

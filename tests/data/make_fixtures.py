@@ -58,6 +58,7 @@ FIXTURES = {
     "martens2021": ("test", dict(width=16, depth=20, steps=40, log_every=20, probe_every=40, seed=[0])),
     "le2015": ("quick", dict(width=8, seq_len=[10, 14], steps=20, log_every=10, probe_batch=32, seed=[0])),
     "yang2019": ("test", dict(width=16, depth=[4, 8], steps=20, log_every=10, probe_every=20, probe_batch=[8, 32])),
+    "schoenholz2017_dropout": ("test", dict(width=32, depth=12, pair_samples=8, probe_batch=16)),
     "yang2017": ("test", dict(width=32, depth=[8, 16], seed=[0])),
     "balduzzi2017": ("quick", dict(width=16, probe_batch=64, depth=[2, 8], seed=[0])),
     "noci2022": ("quick", dict(width=16, probe_batch=32, seed=[0])),
