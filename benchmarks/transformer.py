@@ -12,15 +12,18 @@ depths 2 and 4, SGD, σ_w² × seeds, run end to end by
   per depth (compiled ahead with ``lower().compile()``, so its compile is timed apart), a Python loop
   over the configs;
 - ``torch-loop``: the same net as plain ``nn.Module`` code, ``torch.optim.SGD``, Python loops over
-  configs and steps, ``torch.set_num_threads`` to the cores (or ``--torch-threads``).
+  configs and steps, ``torch.set_num_threads`` to the cores (or ``--torch-threads``);
+- ``torch-vmap``: the same modules, per depth every config's parameters stacked and trained side by
+  side with ``torch.func.vmap(grad_and_value(functional_call ...))``, SGD on the stacked tensors.
 
 Each system runs in a fresh process (imports, data, compiles and all), ``--repeats`` times in turn; the
 report gives medians, the ratios of the loops' times to satbench's, and each process's own phases
 (satbench's compile and run seconds from its sweep summary and manifest, the JAX loop's compile and run).
 Before anything is timed, the systems are checked against each other from identical weights: for one
 config per depth, satbench's initial weights and minibatch indices (rebuilt from its seed as
-``train.run`` draws them) are fed to both loops, and the final training losses of all three must agree
-to ``RTOL``, the loops' per-step losses to each other too; otherwise the script exits non-zero.
+``train.run`` draws them) are fed to the three peers, and the final training losses of all four must
+agree to ``RTOL``, the PyTorch peers' per-step losses to the JAX loop's too; otherwise the script exits
+non-zero.
 
     python -m benchmarks.transformer [--repeats 2] [--out benchmarks/results/transformer] [--tiny]
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -47,7 +51,8 @@ SEQ_LEN = 8  # seq_digits: 8 row tokens of 8 pixels
 EVAL = 2048  # satbench's final train loss covers the first min(2048, n_train) training examples
 MLP_RATIO = 4  # hidden units of a block's MLP per model unit
 LN_EPS = 1e-5  # added to the variance inside the square root, as satbench's LayerNorm does
-SYSTEMS = ("satbench", "satbench-warm", "jax-loop", "torch-loop")
+SYSTEMS = ("satbench", "satbench-warm", "jax-loop", "torch-loop", "torch-vmap")
+PEERS = ("jax-loop", "torch-loop", "torch-vmap")
 
 
 def spec_text(wl: dict, depths=None, sigma_w2=None, seeds=None) -> str:
@@ -196,7 +201,6 @@ def torch_model(depth: int, n_in: int, n_out: int, wl: dict):
     """The pre-LN transformer as plain nn.Module code (weights set by ``torch_set``)."""
     import torch
     from torch import nn
-    from torch.nn import functional as F
 
     width, heads = wl["width"], wl["heads"]
     phi = {"gelu": nn.GELU(), "tanh": nn.Tanh(), "relu": nn.ReLU()}[wl["activation"]]
@@ -212,7 +216,8 @@ def torch_model(depth: int, n_in: int, n_out: int, wl: dict):
             b, t, d = h.shape
             a = self.ln1(h)
             q, k, v = (m(a).view(b, t, heads, d // heads).transpose(1, 2) for m in (self.q, self.k, self.v))
-            h = h + self.o(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d))
+            weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // heads), dim=-1)
+            h = h + self.o((weights @ v).transpose(1, 2).reshape(b, t, d))
             return h + self.mlp(self.ln2(h))
 
     class Net(nn.Module):
@@ -299,6 +304,59 @@ def run_torch_loop(wl: dict) -> dict:
     return {"run_s": time.perf_counter() - t0, "threads": torch.get_num_threads()}
 
 
+def torch_stack(model, starts: list) -> dict:
+    """Each config's weights (``numpy_init``'s layout) loaded into ``model`` in turn, stacked by name
+    along a leading config axis: the parameters ``torch_vmap_train`` trains side by side."""
+    import torch
+
+    states = []
+    for p in starts:
+        torch_set(model, p)
+        states.append({k: v.detach().clone() for k, v in model.named_parameters()})
+    return {k: torch.stack([st[k] for st in states]) for k in states[0]}
+
+
+def torch_vmap_train(model, params: dict, x, y, idx, lr: float):
+    """SGD on stacked parameters with ``torch.func.vmap(grad_and_value(functional_call))``: idx is
+    (steps, configs, batch), each config its own minibatches. (per-step losses (steps, configs),
+    final losses on the first EVAL examples (configs,))."""
+    import torch
+    from torch.func import functional_call, grad_and_value, vmap
+    from torch.nn import functional as F
+
+    def loss(p, xb, yb):
+        return F.cross_entropy(functional_call(model, p, (xb,)), yb)
+
+    step = vmap(grad_and_value(loss))
+    losses = []
+    for i in idx:
+        grads, value = step(params, x[i], y[i])
+        params = {k: params[k] - lr * grads[k] for k in params}
+        losses.append(value)
+    with torch.no_grad():
+        final = vmap(loss, in_dims=(0, None, None))(params, x[:EVAL], y[:EVAL])
+    return torch.stack(losses).numpy(), final.numpy()
+
+
+def run_torch_vmap(wl: dict) -> dict:
+    """Per depth, every config's parameters stacked and trained side by side."""
+    import torch
+
+    torch.manual_seed(0)
+    x, y = torch_arrays()
+    n_out = int(y.max()) + 1
+    t0 = time.perf_counter()
+    for depth in wl["depths"]:
+        configs = [(sw2, seed) for sw2 in wl["sigma_w2"] for seed in wl["seeds"]]
+        model = torch_model(depth, x.shape[-1], n_out, wl)
+        params = torch_stack(model, [numpy_init(seed, sw2, depth, x.shape[-1], n_out, wl["width"])
+                                     for sw2, seed in configs])
+        idx = torch.stack([torch.as_tensor(batch_indices(seed, wl["steps"], wl["batch_size"], len(x)))
+                           for _, seed in configs], dim=1)
+        torch_vmap_train(model, params, x, y, idx, wl["learning_rate"])
+    return {"run_s": time.perf_counter() - t0, "threads": torch.get_num_threads()}
+
+
 # ---------------------------------------------------------------------------------- satbench
 def run_satbench(wl: dict, out: Path, text: str | None = None) -> dict:
     """The sweep through ``engine.run_experiment``; its summary's seconds and each program's record."""
@@ -340,8 +398,8 @@ def satbench_start(depth: int, seed: int, sigma_w2: float, wl: dict, n_train: in
 
 
 def crosscheck(wl: dict, out: Path) -> dict:
-    """Final train losses of satbench, the JAX loop and the PyTorch loop from satbench's weights and
-    indices (one config per depth: the last seed, the middle σ_w²), and the loops' per-step losses."""
+    """Final train losses of satbench and the three peers from satbench's weights and indices (one
+    config per depth: the last seed, the middle σ_w²), and the peers' per-step losses."""
     import jax
     import jax.numpy as jnp
     import pandas as pd
@@ -361,16 +419,22 @@ def crosscheck(wl: dict, out: Path) -> dict:
         model = torch_model(depth, x.shape[-1], int(y.max()) + 1, wl)
         torch_set(model, p)
         losses_torch, final_torch = torch_train(model, x_t, y_t, torch.as_tensor(idx), wl["learning_rate"])
+        losses_vmap, final_vmap = torch_vmap_train(model, torch_stack(model, [p]), x_t, y_t,
+                                                   torch.as_tensor(idx)[:, None], wl["learning_rate"])
+        losses_vmap, final_vmap = losses_vmap[:, 0], float(final_vmap[0])
         row = runs[(runs["depth"] == depth) & (runs["seed"] == seed) & (runs["sigma_w2"] == sw2)].iloc[0]
         errors = {"satbench_vs_jax": abs(row["final_loss"] / float(final_jax) - 1),
                   "torch_vs_jax": abs(final_torch / float(final_jax) - 1),
                   "satbench_vs_torch": abs(row["final_loss"] / final_torch - 1),
-                  "torch_vs_jax_per_step": float(np.max(np.abs(losses_torch / np.asarray(losses_jax) - 1)))}
+                  "torch_vs_jax_per_step": float(np.max(np.abs(losses_torch / np.asarray(losses_jax) - 1))),
+                  "torch_vmap_vs_jax": abs(final_vmap / float(final_jax) - 1),
+                  "torch_vmap_vs_jax_per_step": float(np.max(np.abs(losses_vmap / np.asarray(losses_jax) - 1)))}
         report[f"depth {depth}"] = {
             "config": {"depth": depth, "seed": seed, "sigma_w2": sw2},
             "final_loss": {"satbench": float(row["final_loss"]), "jax-loop": float(final_jax),
-                           "torch-loop": final_torch},
-            "first_step_loss": {"jax-loop": float(losses_jax[0]), "torch-loop": float(losses_torch[0])},
+                           "torch-loop": final_torch, "torch-vmap": final_vmap},
+            "first_step_loss": {"jax-loop": float(losses_jax[0]), "torch-loop": float(losses_torch[0]),
+                                "torch-vmap": float(losses_vmap[0])},
             "relative_error": errors}
         bad = {k: v for k, v in errors.items() if not v <= RTOL}
         if bad:
@@ -393,12 +457,12 @@ def worker(system: str, wl: dict, torch_threads: int) -> None:
     """One system, end to end, in this fresh process; its phases go to $SATBENCH_BENCH_PHASES."""
     if system == "jax-loop":
         phases = run_jax_loop(wl)
-    elif system == "torch-loop":
+    elif system.startswith("torch"):
         import torch
 
         torch.set_num_threads(torch_threads)
         torch.set_flush_denormal(True)  # as XLA:CPU does
-        phases = run_torch_loop(wl)
+        phases = run_torch_loop(wl) if system == "torch-loop" else run_torch_vmap(wl)
     else:
         phases = run_satbench(wl, Path(os.environ["SATBENCH_BENCH_OUT"]))
     Path(os.environ["SATBENCH_BENCH_PHASES"]).write_text(json.dumps(phases))
@@ -424,7 +488,7 @@ def main(argv=None) -> None:
     parser.add_argument("--tiny", action="store_true", help="a short run (checks the script)")
     parser.add_argument("--torch-threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="torch.set_num_threads for the PyTorch loop (default: the cores)")
-    parser.add_argument("--system", choices=("satbench", "jax-loop", "torch-loop"))
+    parser.add_argument("--system", choices=("satbench",) + PEERS)
     parser.add_argument("--workload", choices=("full", "tiny"), default="full")
     args = parser.parse_args(argv)
     wl_name = "tiny" if args.tiny else args.workload
@@ -453,7 +517,7 @@ def main(argv=None) -> None:
     wall = {s: m["wall_s"] for s, m in medians.items()}
     report.update(runs=runs, median=medians, median_wall_s=wall, load_average_end=load_average(),
                   satbench_over_loop={f"{s} / {peer}": wall[s] / wall[peer]
-                                      for s in ("satbench", "satbench-warm") for peer in ("jax-loop", "torch-loop")})
+                                      for s in ("satbench", "satbench-warm") for peer in PEERS})
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps({k: report[k] for k in ("median_wall_s", "satbench_over_loop")}, indent=2))
     for name, row in report["crosscheck"].items():

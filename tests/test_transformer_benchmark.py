@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_transformer_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
-    """satbench, the JAX loop and the PyTorch loop from identical weights agree to the script's rtol,
+    """satbench, the JAX loop and the two PyTorch peers from identical weights agree to the script's rtol,
     and one repeat of each system is timed (4.7 minutes on 2 cores at load 11)."""
     pytest.importorskip("torch")
     proc = subprocess.run([sys.executable, "-m", "benchmarks.transformer", "--tiny", "--repeats", "1",
@@ -26,6 +26,6 @@ def test_transformer_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
     check = report["crosscheck"]["depth 2"]
     assert max(check["relative_error"].values()) <= report["rtol"]
     assert check["final_loss"]["satbench"] > 0
-    assert set(report["median_wall_s"]) == {"satbench", "satbench-warm", "jax-loop", "torch-loop"}
+    assert set(report["median_wall_s"]) == {"satbench", "satbench-warm", "jax-loop", "torch-loop", "torch-vmap"}
     assert all(s > 0 for s in report["median_wall_s"].values())
     assert report["median"]["satbench"]["n_programs"] == 1
