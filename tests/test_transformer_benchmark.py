@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_transformer_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
     """satbench, the JAX loop and the two PyTorch peers from identical weights agree to the script's rtol,
-    and one repeat of each system is timed (4.7 minutes on 2 cores at load 11)."""
+    and one repeat of each system is timed (1.6–2.5 minutes on 2 cores at load 4–9)."""
     pytest.importorskip("torch")
     proc = subprocess.run([sys.executable, "-m", "benchmarks.transformer", "--tiny", "--repeats", "1",
                            "--torch-threads", "1", "--out", str(tmp_path)],
