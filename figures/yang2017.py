@@ -11,8 +11,6 @@ linearly, so E[tanh'²] falls like 1/√l), the exponential does not.
 
 from __future__ import annotations
 
-import functools
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -24,22 +22,6 @@ PROFILE_TOLERANCE = 0.3
 SUBEXPONENTIAL_FRACTION = 0.75
 
 
-@functools.lru_cache(maxsize=None)
-def _recursion(act: str, sigma_w2: float, sigma_b2: float, alpha: float, depth: int, dataset: str, preprocess: str,
-               train_subset: int) -> np.ndarray:
-    """ln ‖∂L/∂h_l‖², l = 1..depth, up to a constant, by the mean-field recursion, the first layer's
-    variance from the inputs' mean square (as ``tables`` fills residual_signal_growth_theory)."""
-    import jax
-
-    from satbench import data, theory
-    from satbench.tables import INPUT_EXAMPLES
-
-    inputs = float(data.input_mean_square(dataset, preprocess, train_subset, examples=INPUT_EXAMPLES).mean())
-    with jax.enable_x64(True):
-        return np.asarray(theory.residual_signal_profile(act, sigma_w2, sigma_b2, alpha, sigma_w2 * inputs + sigma_b2,
-                                                         depth))
-
-
 def theory_profile(row, depth: int, deepest: int) -> np.ndarray:
     """The recursion's ln ‖∂L/∂h_l‖² − ln ‖∂L/∂h_L‖², l = 1..L, of ``row``'s net cut to ``depth`` layers.
 
@@ -47,8 +29,9 @@ def theory_profile(row, depth: int, deepest: int) -> np.ndarray:
     back from layer L adds the same per-layer factors, so the depth-L profile is the deepest one's
     first L entries minus its L-th: one solve (one compile: the depth is static) per α, not one per
     depth."""
-    full = _recursion(row["activation"], float(row["sigma_w2"]), float(row["sigma_b2"]), float(row["residual_scale"]),
-                      int(deepest), row["dataset"], row["preprocess"], int(row["train_subset"]))
+    from satbench import tables
+
+    full = tables.residual_signal_profile(row, deepest)
     return full[:depth] - full[depth - 1]
 
 

@@ -122,10 +122,9 @@ INPUT_EXAMPLES = 1000
 
 
 def _residual_growth(runs: pd.DataFrame) -> np.ndarray:
-    """‖∂L/∂h_2‖² / ‖∂L/∂h_L‖² at init by mean-field theory (``theory.residual_signal_profile``) for
-    plain residual MLPs with a fixed branch scale and an odd φ (the theory's zero-mean stream), their
-    first layer's variance from the inputs' mean square; NaN for every other config."""
-    from satbench import inits
+    """‖∂L/∂h_2‖² / ‖∂L/∂h_L‖² at init by mean-field theory (``residual_signal_profile``) for plain
+    residual MLPs with a fixed branch scale and an odd φ (the theory's zero-mean stream); NaN for every
+    other config."""
     from satbench.families.mlp import NOT_MEAN_FIELD
 
     needed = {"residual", "residual_scale", "norm", "dataset", "preprocess", "train_subset"}
@@ -138,22 +137,32 @@ def _residual_growth(runs: pd.DataFrame) -> np.ndarray:
                 and row.get("act_transform", "none") == "none" and row["init"] not in NOT_MEAN_FIELD
                 and _is_odd(row["activation"])):
             continue
-        sigma_w2 = inits.mean_field_sigma_w2(row["init"], row["sigma_w2"])
-        inputs = float(data.input_mean_square(row["dataset"], row["preprocess"], row["train_subset"],
-                                              examples=INPUT_EXAMPLES).mean())
-        q_first = sigma_w2 * inputs + row["sigma_b2"]
-        out[i] = _residual_ratio(row["activation"], sigma_w2, row["sigma_b2"], row["residual_scale"], q_first,
-                                 int(row["depth"]))
+        profile = residual_signal_profile(row, int(row["depth"]))
+        out[i] = float(np.exp(profile[1] - profile[-1]))
     return out
 
 
+def residual_signal_profile(row, depth: int) -> np.ndarray:
+    """ln ‖∂L/∂h_l‖², l = 1..depth, up to a constant, of a residual MLP config (``row``: its fields) by
+    the mean-field recursion (``theory.residual_signal_profile``), its init's mean-field σ_w², and the
+    first layer's variance from the inputs' mean square over ``INPUT_EXAMPLES`` training inputs."""
+    from satbench import inits
+
+    sigma_w2 = float(inits.mean_field_sigma_w2(row["init"], row["sigma_w2"]))
+    return _residual_profile(row["activation"], sigma_w2, float(row["sigma_b2"]), float(row["residual_scale"]),
+                             int(depth), row["dataset"], row["preprocess"], int(row["train_subset"]))
+
+
 @functools.lru_cache(maxsize=None)
-def _residual_ratio(act, sigma_w2, sigma_b2, alpha, q_first, depth) -> float:
+def _residual_profile(act, sigma_w2, sigma_b2, alpha, depth, dataset, preprocess, train_subset) -> np.ndarray:
     from satbench import theory
 
+    inputs = float(data.input_mean_square(dataset, preprocess, train_subset, examples=INPUT_EXAMPLES).mean())
     with jax.enable_x64(True):
-        profile = np.asarray(theory.residual_signal_profile(act, sigma_w2, sigma_b2, alpha, q_first, depth))
-    return float(np.exp(profile[1] - profile[-1]))
+        profile = np.asarray(theory.residual_signal_profile(act, sigma_w2, sigma_b2, alpha,
+                                                            sigma_w2 * inputs + sigma_b2, depth))
+    profile.flags.writeable = False  # shared by every caller of the cache
+    return profile
 
 
 @functools.lru_cache(maxsize=None)
