@@ -114,6 +114,26 @@ class Family:
         return bool(self.mean_field and self.mean_field(values))
 
 
+def sequence_task_problem(values: Mapping) -> str | None:
+    """For a family that reads sequences only: the one-line problem when ``values``' dataset is not
+    a sequence task, naming those that are; None when it is."""
+    from satbench import data
+
+    if data.describe(values["dataset"]).sequence is not None:
+        return None
+    tasks = [n for n in data.known_datasets() if data.describe(n).sequence is not None]
+    return (f"dataset {values['dataset']!r} is not a sequence task for model {values['model']}; "
+            f"allowed: {', '.join(tasks)}")
+
+
+def unprobed_problem(values: Mapping, fields: tuple[str, ...], why: str) -> str | None:
+    """The one-line problem when one of ``fields`` (probes a family cannot give: ``why``) is set."""
+    for field in fields:
+        if values[field]:
+            return f"{field} must be 0 for model {values['model']} ({why}), got {values[field]}"
+    return None
+
+
 _FAMILIES: dict[str, Family] = {}
 _on_register: list[Callable[[Family], None]] = []
 
@@ -163,4 +183,5 @@ from satbench.families import cnn  # noqa: E402
 from satbench.families import recurrent  # noqa: E402
 from satbench.families import transformer  # noqa: E402
 
-__all__ = ["Cost", "DataShape", "Family", "cnn", "get", "known", "mlp", "of", "on_register", "recurrent", "register", "transformer"]
+__all__ = ["Cost", "DataShape", "Family", "cnn", "get", "known", "mlp", "of", "on_register", "recurrent", "register",
+           "sequence_task_problem", "transformer", "unprobed_problem"]

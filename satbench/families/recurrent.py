@@ -29,15 +29,8 @@ FIELDS = MappingProxyType({
 
 def check(values) -> str | None:
     """A sequence task, and no probe that assumes layers."""
-    from satbench import data
-
-    if data.describe(values["dataset"]).sequence is None:
-        tasks = [n for n in data.known_datasets() if data.describe(n).sequence is not None]
-        return f"dataset {values['dataset']!r} is not a sequence task; allowed: {', '.join(tasks)}"
-    for field in ("jacobian_samples", "histogram_bins"):
-        if values[field]:
-            return f"{field} must be 0 (not probed through time yet), got {values[field]}"
-    return None
+    return (families.sequence_task_problem(values)
+            or families.unprobed_problem(values, ("jacobian_samples", "histogram_bins"), "not probed through time yet"))
 
 
 #: training examples whose inputs drive the mean-field recursion of ``theory``

@@ -38,18 +38,10 @@ UNSUPPORTED_PROBES = ("jacobian_samples", "histogram_bins")
 
 def check(values) -> str | None:
     """A sequence task, heads that divide the width, and no probe that needs a layer's φ input."""
-    from satbench import data
-
-    if data.describe(values["dataset"]).sequence is None:
-        tasks = [n for n in data.known_datasets() if data.describe(n).sequence is not None]
-        return (f"dataset {values['dataset']!r} is not a sequence task for model transformer; "
-                f"allowed: {', '.join(tasks)}")
-    if values["width"] % values["heads"]:
-        return f"heads ({values['heads']}) must divide width ({values['width']})"
-    for field in UNSUPPORTED_PROBES:
-        if values[field]:
-            return f"{field} must be 0 for model transformer (not defined for attention blocks), got {values[field]}"
-    return None
+    problem = families.sequence_task_problem(values)
+    if problem is None and values["width"] % values["heads"]:
+        problem = f"heads ({values['heads']}) must divide width ({values['width']})"
+    return problem or families.unprobed_problem(values, UNSUPPORTED_PROBES, "not defined for attention blocks")
 
 
 TRANSFORMER = families.register(families.Family(
