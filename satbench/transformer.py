@@ -82,10 +82,6 @@ class Architecture:
     def n_sites(self) -> int:
         return self.depth
 
-    @property
-    def block_weights(self) -> tuple[str, ...]:
-        return ("w_q", "w_k", "w_v", "w_o") + (() if self.attention_only else ("w_mlp1", "w_mlp2"))
-
 
 def param_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
     d, n, hidden = arch.width, arch.depth, MLP_RATIO * arch.width
@@ -238,8 +234,9 @@ class Network(nnx.Module):
         return block
 
     def site_param_norms(self) -> jax.Array:
-        """(depth,) norm of each block's weights together; applied to a gradient state, ‖∂L/∂θ_l‖."""
-        return jnp.sqrt(sum(jnp.sum(getattr(self, n)[...] ** 2, axis=(1, 2)) for n in self.arch.block_weights))
+        """(depth,) norm of each block's weights together (its roles' norms combined); applied to a
+        gradient state, ‖∂L/∂θ_l‖."""
+        return jnp.sqrt(sum(norm**2 for norm in self.site_param_group_norms().values()))
 
     def site_param_group_norms(self) -> dict[str, jax.Array]:
         """(depth,) norms of each block's W_Q, W_K, W_V, W_O and MLP weights apart (``GROUPS``)."""

@@ -167,6 +167,9 @@ def test_block_probes_equal_numpy_and_the_role_norms_make_up_the_block_norm():
     np.testing.assert_allclose(parts, out["grad_norm"] ** 2, rtol=1e-5)
     g = jax.grad(lambda p: probes.cross_entropy(nnx.merge(graphdef, p)(x, ctx).logits, y))(params)
     np.testing.assert_allclose(out["grad_norm_q"], np.linalg.norm(np.asarray(g["w_q"][...]), axis=(1, 2)), rtol=1e-5)
+    block = np.sqrt(sum(np.sum(np.asarray(g[w][...], np.float64) ** 2, axis=(1, 2))
+                        for w in ("w_q", "w_k", "w_v", "w_o", "w_mlp1", "w_mlp2")))
+    np.testing.assert_allclose(out["grad_norm"], block, rtol=1e-5)  # every weight of the block, by jax.grad
     for column in probes.PHI_COLUMNS:  # a block's output is not an input of φ
         assert np.all(np.isnan(out[column]))
 
