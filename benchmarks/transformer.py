@@ -16,9 +16,10 @@ depths 2 and 4, SGD, σ_w² × seeds, run end to end by
 - ``torch-vmap``: the same modules, per depth every config's parameters stacked and trained side by
   side with ``torch.func.vmap(grad_and_value(functional_call ...))``, SGD on the stacked tensors.
 
-Each system runs in a fresh process (imports, data, compiles and all), ``--repeats`` times in turn; the
-report gives medians, the ratios of the loops' times to satbench's, and each process's own phases
-(satbench's compile and run seconds from its sweep summary and manifest, the JAX loop's compile and run).
+Each system runs in a fresh process (imports, data, compiles and all), ``--repeats`` times in turn
+(``benchmarks/fresh_process.py``); the report gives medians, the ratios of the loops' times to
+satbench's, and each process's own phases (satbench's compile and run seconds from its sweep summary
+and manifest, the JAX loop's compile and run).
 Before anything is timed, the systems are checked against each other from identical weights: for one
 config per depth, satbench's initial weights and minibatch indices (rebuilt from its seed as
 ``train.run`` draws them) are fed to the three peers, and the final training losses of all four must
@@ -34,14 +35,13 @@ import argparse
 import json
 import math
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import fresh_process
 
 RTOL = 1e-3
 WORKLOAD = dict(depths=(2, 4), width=64, heads=4, activation="gelu", batch_size=32, steps=200,
@@ -444,17 +444,8 @@ def crosscheck(wl: dict, out: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------ timing
-def time_system(system: str, wl_name: str, env: dict, phases: Path, torch_threads: int) -> dict:
-    """Seconds of one fresh process that runs ``system`` end to end, with the phases it reports."""
-    start = time.perf_counter()
-    command = [sys.executable, "-m", "benchmarks.transformer", "--system", system, "--workload", wl_name,
-               "--torch-threads", str(torch_threads)]
-    subprocess.run(command, check=True, env=dict(env, SATBENCH_BENCH_PHASES=str(phases)))
-    return {"wall_s": time.perf_counter() - start, **json.loads(phases.read_text())}
-
-
 def worker(system: str, wl: dict, torch_threads: int) -> None:
-    """One system, end to end, in this fresh process; its phases go to $SATBENCH_BENCH_PHASES."""
+    """One system, end to end, in this fresh process; its phases go to the driver (``fresh_process``)."""
     if system == "jax-loop":
         phases = run_jax_loop(wl)
     elif system.startswith("torch"):
@@ -464,21 +455,8 @@ def worker(system: str, wl: dict, torch_threads: int) -> None:
         torch.set_flush_denormal(True)  # as XLA:CPU does
         phases = run_torch_loop(wl) if system == "torch-loop" else run_torch_vmap(wl)
     else:
-        phases = run_satbench(wl, Path(os.environ["SATBENCH_BENCH_OUT"]))
-    Path(os.environ["SATBENCH_BENCH_PHASES"]).write_text(json.dumps(phases))
-
-
-def load_average() -> list[float]:
-    return list(os.getloadavg())
-
-
-def summarise(runs: dict) -> dict:
-    """Medians over repeats of each system's wall seconds and of its reported phases."""
-    out = {}
-    for system, rows in runs.items():
-        keys = [k for k, v in rows[0].items() if isinstance(v, (int, float))]
-        out[system] = {k: statistics.median(r[k] for r in rows) for k in keys}
-    return out
+        phases = run_satbench(wl, fresh_process.out_dir())
+    fresh_process.write_phases(phases)
 
 
 def main(argv=None) -> None:
@@ -496,6 +474,9 @@ def main(argv=None) -> None:
     if args.system:
         worker(args.system, wl, args.torch_threads)
         return
+    # imported by the driver only: a worker's own imports count in its wall seconds
+    from benchmarks.machine import load_average
+
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"workload": {k: list(v) if isinstance(v, tuple) else v for k, v in wl.items()},
               "n_configs": len(wl["depths"]) * len(wl["sigma_w2"]) * len(wl["seeds"]),
@@ -504,16 +485,9 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         report["crosscheck"] = crosscheck(wl, Path(tmp) / "check")
         report["crosscheck_s"] = time.perf_counter() - t0
-        cache = Path(tmp) / "cache"
-        runs = {s: [] for s in SYSTEMS}
-        for repeat in range(args.repeats):
-            for system in SYSTEMS:
-                # satbench starts from an empty compilation cache, which satbench-warm then finds
-                env = dict(os.environ, SATBENCH_BENCH_OUT=str(Path(tmp) / system),
-                           SATBENCH_CACHE_DIR=str(cache / str(repeat)))
-                runs[system].append({**time_system(system.removesuffix("-warm"), wl_name, env, Path(tmp) / "phases",
-                                                   args.torch_threads), "load_average": load_average()})
-    medians = summarise(runs)
+        runs = fresh_process.rounds("benchmarks.transformer", SYSTEMS, wl_name, args.repeats, Path(tmp),
+                                    ("--torch-threads", str(args.torch_threads)))
+    medians = fresh_process.summarise(runs)
     wall = {s: m["wall_s"] for s, m in medians.items()}
     report.update(runs=runs, median=medians, median_wall_s=wall, load_average_end=load_average(),
                   satbench_over_loop={f"{s} / {peer}": wall[s] / wall[peer]
