@@ -8,11 +8,12 @@ SGD, recurrent gain σ_w² × seeds), run end to end by
   one ``jit`` per cell, a Python loop over the cell's configs;
 - ``torch-loop``: ``nn.RNN`` / ``nn.LSTM`` and a ``Linear`` readout, a Python loop over configs and steps.
 
-Each system runs in a fresh process (imports, data, compiles and all), ``--repeats`` times in turn; the
-report gives medians and the ratios of the loops' times to satbench's. Before anything is timed, the
-systems are checked against each other from identical weights: satbench's initial weights and
-minibatch indices (rebuilt from its seed as ``train.run`` draws them) are fed to both loops, and the
-final training losses of all three must agree to ``RTOL``, the loops' per-step losses to each other too.
+Each system runs in a fresh process (imports, data, compiles and all), ``--repeats`` times in turn
+(``benchmarks/fresh_process.py``); the report gives medians and the ratios of the loops' times to
+satbench's. Before anything is timed, the systems are checked against each other from identical
+weights: satbench's initial weights and minibatch indices (rebuilt from its seed as ``train.run``
+draws them) are fed to both loops, and the final training losses of all three must agree to ``RTOL``,
+the loops' per-step losses to each other too.
 
     python -m benchmarks.recurrent [--repeats 2] [--out benchmarks/results/recurrent] [--tiny]
 """
@@ -22,17 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import fresh_process
+
 RTOL = 1e-3
 CELLS = ("rnn", "lstm")
+SYSTEMS = ("satbench", "satbench-warm", "jax-loop", "torch-loop")
 GATES = {"rnn": 1, "lstm": 4}
 WORKLOAD = dict(seq_len=50, width=64, batch_size=32, steps=500, learning_rate=0.01,
                 sigma_w2=(0.5, 1.0, 2.0), seeds=(0, 1, 2, 3))
@@ -280,14 +280,6 @@ def crosscheck(wl: dict, out: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------ timing
-def time_system(system: str, wl_name: str, env: dict) -> float:
-    """Seconds of one fresh process that runs ``system`` end to end."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "benchmarks.recurrent", "--system", system, "--workload", wl_name],
-                   check=True, env=env)
-    return time.perf_counter() - start
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
@@ -307,21 +299,16 @@ def main(argv=None) -> None:
             torch.set_num_threads(len(os.sched_getaffinity(0)))
             run_torch_loop(wl)
         else:
-            run_satbench(wl, Path(os.environ["SATBENCH_BENCH_OUT"]))
+            run_satbench(wl, fresh_process.out_dir())
+        fresh_process.write_phases({})  # no phases of its own: the report keeps wall seconds only
         return
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         report = {"workload": {k: list(v) if isinstance(v, tuple) else v for k, v in wl.items()},
                   "cells": list(CELLS), "crosscheck": crosscheck(wl, Path(tmp) / "check")}
-        cache = Path(tmp) / "cache"
-        seconds = {s: [] for s in ("satbench", "satbench-warm", "jax-loop", "torch-loop")}
-        for _ in range(args.repeats):
-            for system in seconds:
-                # satbench starts from an empty compilation cache, which satbench-warm then finds
-                env = dict(os.environ, SATBENCH_BENCH_OUT=str(Path(tmp) / system),
-                           SATBENCH_CACHE_DIR=str(cache / str(len(seconds[system]))))
-                seconds[system].append(time_system(system.removesuffix("-warm"), wl_name, env))
-    medians = {s: statistics.median(v) for s, v in seconds.items()}
+        runs = fresh_process.rounds("benchmarks.recurrent", SYSTEMS, wl_name, args.repeats, Path(tmp))
+    seconds = {s: [r["wall_s"] for r in rows] for s, rows in runs.items()}
+    medians = {s: m["wall_s"] for s, m in fresh_process.summarise(runs).items()}
     report.update(seconds=seconds, median_s=medians,
                   loop_over_satbench={peer: medians[peer] / medians["satbench"] for peer in ("jax-loop", "torch-loop")},
                   loop_over_satbench_warm={peer: medians[peer] / medians["satbench-warm"]
