@@ -3,9 +3,11 @@
 ``run(program, lane, data) -> Record``: ``program`` is static (it changes the
 compiled code), ``lane`` holds the per-config numbers that a sweep batches
 (seed, init scales, learning rate, ...). Steps run under ``lax.scan`` in
-three nested levels — probe segments ⊃ log segments ⊃ SGD steps — so the
-compiled program does not grow with the number of steps and no step pays
-for logging or probing it does not do.
+one scan over the log steps, each evaluating, probing where the schedule says
+(a ``cond``) and training to the next (a scan of SGD steps), so the compiled
+program does not grow with the number of steps, holds one copy of the
+evaluation, the probe and the step, and no step pays for logging or probing
+it does not do.
 """
 
 from __future__ import annotations
@@ -361,13 +363,17 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
             max_grad_norm=jnp.where(frozen, s.max_grad_norm, jnp.maximum(s.max_grad_norm, grad_norm)),
         ), None
 
-    def log_segment(s, _):
-        s, _ = jax.lax.scan(sgd_step, s, None, length=program.log_every)
-        return s, evaluate(s.params, s.norm_stats)
-
-    def probe_segment(s, _):
-        s, evals = jax.lax.scan(log_segment, s, None, length=program.probe_interval // program.log_every)
-        return s, (evals, probe(s.params))
+    def log_point(carry, at):
+        """One log step: evaluate; probe if it is a probe step; train to the next log step, if any.
+        The evaluation, the probe and the step are each traced once whatever the schedule (each
+        copy would be compiled again); the scan index is the same for every lane, so under vmap
+        the conds stay branches, not selects."""
+        s, probed = carry
+        evals = evaluate(s.params, s.norm_stats)
+        probed = jax.lax.cond(at["probe"], lambda: _write_row(probed, at["slot"], probe(s.params)), lambda: probed)
+        s = jax.lax.cond(at["train"], lambda: jax.lax.scan(sgd_step, s, None, length=program.log_every)[0],
+                         lambda: s)
+        return (s, probed), evals
 
     state = TrainState(
         params=params,
@@ -380,26 +386,16 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         clipped_steps=jnp.zeros((), jnp.int32),
         max_grad_norm=jnp.zeros((), jnp.float32),
     )
-    evals = [jax.tree.map(lambda v: v[None], evaluate(params, state.norm_stats))]
-    first_probe = probe(params)
-    if program.jacobian_samples:  # its SVD before the later probes' (see models.after); a
-        # non-finite initial Jacobian (NaN spectrum) leaves NaN weights: the lane diverges at once
-        state = state._replace(params=models.after(state.params, first_probe["spectra"]))
-    layer_parts = [jax.tree.map(lambda v: v[None], first_probe)]
+    if program.steps:
+        schedule_at = _log_schedule(program)
+        empty = jax.tree.map(lambda a: jnp.zeros((len(program.probe_steps()),) + a.shape, a.dtype),
+                             jax.eval_shape(probe, params))
+        (state, layers), evals = jax.lax.scan(log_point, (state, empty), schedule_at)
+    else:  # init only: nothing to train, so no step is compiled
+        evals = jax.tree.map(lambda v: v[None], evaluate(params, state.norm_stats))
+        layers = jax.tree.map(lambda v: v[None], probe(params))
 
-    n_full = program.steps // program.probe_interval
-    if n_full:
-        state, (full_evals, full_probes) = jax.lax.scan(probe_segment, state, None, length=n_full)
-        evals.append(jax.tree.map(lambda v: v.reshape(-1), full_evals))
-        layer_parts.append(full_probes)
-    n_rest = (program.steps - n_full * program.probe_interval) // program.log_every
-    if n_rest:
-        state, rest_evals = jax.lax.scan(log_segment, state, None, length=n_rest)
-        evals.append(rest_evals)
-        layer_parts.append(jax.tree.map(lambda v: v[None], probe(state.params)))
-
-    train_loss, train_acc, test_acc = (jnp.concatenate(parts) for parts in zip(*evals))
-    layers = jax.tree.map(lambda *parts: jnp.concatenate(parts), *layer_parts)  # (n_probes, ...) leaves
+    train_loss, train_acc, test_acc = evals
     tables = {name: layers.pop(name) for name in probe_tables.PROBE_TABLES if name in layers}
     site_table = families.of(arch).site_table
     if site_table != "layers":  # the per-site columns are a table of their own (time steps: timesteps)
@@ -420,6 +416,20 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
         clip_rate=state.clipped_steps / max(program.steps, 1),
         max_grad_norm=state.max_grad_norm,
     )
+
+
+def _log_schedule(program: Program) -> dict[str, jax.Array]:
+    """Per log step (the scan's rows): ``probe`` (a probe step?), ``slot`` (its row among the
+    probes) and ``train`` (steps follow it: all but the last)."""
+    is_probe = np.isin(program.log_steps(), program.probe_steps())
+    n = len(is_probe)
+    return {"probe": jnp.asarray(is_probe), "slot": jnp.asarray(np.cumsum(is_probe) - 1, jnp.int32),
+            "train": jnp.asarray(np.arange(n) < n - 1)}
+
+
+def _write_row(table, row, values):
+    """``table`` (a tree of arrays with a leading row axis) with row ``row`` set to ``values``."""
+    return jax.tree.map(lambda t, v: jax.lax.dynamic_update_index_in_dim(t, v.astype(t.dtype), row, 0), table, values)
 
 
 def data_arrays(dataset, info=None) -> Data:

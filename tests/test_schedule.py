@@ -60,3 +60,39 @@ steps = 0
     auto = spec.parse(text.format(extra="")).configs()[0]
     explicit = spec.parse(text.format(extra="log_every = 10")).configs()[0]
     assert auto.config_id == explicit.config_id
+
+
+def _tiny_run(**settings):
+    """One jitted run of a small tanh MLP on 8 random examples, with its program."""
+    import jax
+    import jax.numpy as jnp
+
+    from satbench import mlp, train
+
+    arch = mlp.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="gaussian")
+    program = train.make_program(arch, dataset="digits", batch_size=4, jacobian_samples=1, **settings)
+    x = jax.random.normal(jax.random.key(0), (8, 6))
+    data = train.Data(x, jnp.arange(8) % 3, x[:4], jnp.arange(4) % 3)
+    lane = train.one_lane(arch, seed=3, sigma_w2=1.5, sigma_b2=0.1, learning_rate=0.2, depth=3)
+    count = lambda jaxpr: sum(e.primitive.name == "svd" for e in jaxpr.eqns) + sum(  # noqa: E731
+        count(getattr(p, "jaxpr", p)) for e in jaxpr.eqns for p in e.params.values()
+        for p in (p if isinstance(p, tuple) else (p,)) if hasattr(p, "jaxpr") or hasattr(p, "eqns"))
+    svds = count(jax.make_jaxpr(lambda ln: train.run(program, ln, data))(lane).jaxpr)
+    return jax.jit(lambda ln: train.run(program, ln, data))(lane), svds
+
+
+def test_probes_land_at_their_steps_and_the_probe_is_traced_once_whatever_the_schedule():
+    """The run is one loop over log steps with the probe inside (a copy per schedule point would
+    be compiled again). Probes at 0, 4, 6: the row at step 4 equals the last probe of a run that
+    stops at step 4, the evaluations up to there are the same, and each program holds one SVD."""
+    import numpy as np
+
+    longer, svds_longer = _tiny_run(steps=6, log_every=2, probe_every=4)
+    shorter, svds_shorter = _tiny_run(steps=4, log_every=2)
+    assert longer.layers["grad_norm"].shape[0] == 3 and shorter.layers["grad_norm"].shape[0] == 2
+    for name, column in shorter.layers.items():
+        np.testing.assert_allclose(longer.layers[name][:2], column, rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(longer.tables["spectra"][:2], shorter.tables["spectra"], rtol=1e-6)
+    np.testing.assert_allclose(longer.train_loss[:3], shorter.train_loss, rtol=1e-6)
+    assert not np.allclose(longer.layers["grad_norm"][2], longer.layers["grad_norm"][1])  # it trained on
+    assert svds_longer == svds_shorter == 1
