@@ -92,14 +92,18 @@ def assert_same_results(got, want, ids=None):
 
 #: reproductions run end to end only under ``-m slow`` (with their claims' perturbation tests): each
 #: compiles several deep programs, a minute or more on 2 cores, which the default run (meant to take
-#: about 12 minutes on CI's 2 cores) cannot afford for all of them. The default run keeps he2015, klambauer2017 and
-#: remedies' sigmoid32 end to end; every figure renders there from stored tables (test_figures.py).
+#: about 12 minutes on CI's 2 cores) cannot afford for all of them. The default run keeps he2015, klambauer2017,
+#: remedies' sigmoid32 and noci2022 (a transformer) end to end; every figure renders there from stored tables
+#: (test_figures.py).
 SLOW_REPRODUCTIONS = {("glorot2010", "quick"), ("schoenholz2017", "row60"), ("klambauer2017_training", "test"),
                       ("ioffe2015", "quick"), ("he2016", "test"), ("hanin2018", "quick"), ("saxe2014", "test"),
                       ("pennington2017", "test"), ("xiao2018", "quick"), ("xiao2018_training", "quick"),
                       ("hochreiter1997", "quick"), ("le2015", "quick"), ("zhang2019", "test"),
                       ("martens2021", "test"), ("yang2019", "test"), ("balduzzi2017", "test"),
                       ("dong2021", "quick"), ("xiong2020", "quick"),
+                      # 35-80 s each; their theory and families keep default tests (test_recurrent,
+                      # test_signal_theory, test_dropout)
+                      ("xiao2018_isometry", "test"), ("pascanu2013", "test"), ("schoenholz2017_dropout", "test"),
                       # init-only: its theory against measured nets keeps a default test (test_residual_theory)
                       ("yang2017", "test")}
 

@@ -333,6 +333,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two processes with their own compiles (~35 s); the shard tests cover merging by default
 def test_two_processes_under_jax_distributed_equal_each_config_run_alone(multi_depth, tmp_path):
     path, alone = multi_depth
     out = tmp_path / "out"
