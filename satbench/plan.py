@@ -324,7 +324,8 @@ def _group(values: dict, configs: list, masked: bool, shape: families.DataShape,
                             residual=any(c["residual"] for c in configs),
                             adaptive_clip=any(c["agc"] is not None for c in configs),
                             dropout=any(c["dropout"] > 0 for c in configs),
-                            warmup=any(c["warmup_steps"] > 0 for c in configs))
+                            warmup=any(c["warmup_steps"] > 0 for c in configs),
+                            clipping=any(c["clip_norm"] is not None for c in configs))
     per_config = config_bytes(shared, deepest, shape)
     fixed = program_bytes(values["dataset"], values["seq_len"])
     chunk = chunk_size(len(configs), per_config, fixed, memory_budget, max_chunk, n_devices, concurrent)

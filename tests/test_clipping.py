@@ -110,3 +110,31 @@ def test_a_lane_without_agc_in_an_agc_program_is_unchanged():
 def test_agc_must_be_positive():
     with pytest.raises(spec.SpecError, match="agc"):
         spec.parse(SWEEP.replace("agc = [0.01, 0.1]", "agc = [0.0]"))
+
+
+def test_a_program_without_clipping_gives_an_unclipped_lane_the_same_numbers_and_the_planner_drops_it():
+    """At an infinite threshold the global-norm clip changes no update, so the planner leaves it out
+    of programs where no lane clips (a pass over the gradients, 4-7 % of a width-256 step): the
+    numbers must be the same bit for bit, and a lane with a threshold must keep its clip."""
+    import dataclasses
+
+    from satbench import plan, train
+
+    arch = mlp.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="gaussian")
+    program = train.make_program(arch, dataset="digits", steps=6, log_every=2, batch_size=4, probe_batch=8)
+    rng = np.random.default_rng(1)
+    data = train.Data(jnp.asarray(rng.normal(size=(16, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 16)),
+                      jnp.asarray(rng.normal(size=(8, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 8)))
+    lane = train.one_lane(arch, seed=0, sigma_w2=2.0, sigma_b2=0.0, learning_rate=0.5, depth=3)
+    run = jax.jit(train.run, static_argnums=0)
+    with_clip = run(program, lane, data)
+    without = run(dataclasses.replace(program, clipping=False), lane, data)
+    for a, b in zip(jax.tree.leaves(with_clip), jax.tree.leaves(without)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    clipped = run(program, {**lane, "clip_norm": jnp.float32(1e-3)}, data)
+    assert not np.allclose(np.asarray(with_clip.train_loss[1:]), np.asarray(clipped.train_loss[1:]))
+
+    base = "[experiment]\nname = 'c'\n[fixed]\ndataset = 'digits'\nwidth = 8\ndepth = 2\nsteps = 2\n"
+    plain = plan.make_plan(spec.parse(base).configs())
+    mixed = plan.make_plan(spec.parse(base).configs() + spec.parse(base + "clip_norm = 1.0\n").configs())
+    assert [g.program.clipping for g in plain] == [False] and [g.program.clipping for g in mixed] == [True]
