@@ -191,8 +191,9 @@ def make_optimizer(names: str | tuple[str, ...], learning_rate, momentum: float,
     every gradient exactly as it is; None: no clipping transform at all. Several
     ``names``: the lane's is ``names[index]`` (``pick_per_lane``), so sweeps over the
     optimizer share a program. ``agc``: adaptive clipping at that ratio first
-    (``clipping.adaptive_clip``; ``stacked``: the network's layer-stacked parameters); None: none. ``warmup_steps``: the learning rate rises linearly over
-    that many steps (``warmup.schedule``, traced is fine); None: a constant learning rate."""
+    (``clipping.adaptive_clip``; ``stacked``: the network's layer-stacked parameters); None:
+    none. ``warmup_steps``: the learning rate rises linearly over that many steps
+    (``warmup.schedule``, traced is fine); None: a constant learning rate."""
     names = (names,) if isinstance(names, str) else tuple(names)
     rate = learning_rate if warmup_steps is None else warmup.schedule(learning_rate, warmup_steps)
     bases = [_base_optimizer(n, rate, momentum) for n in names]
