@@ -29,6 +29,7 @@ def run_satbench(wl, layers: str = "auto") -> dict:
     from satbench import engine, spec
 
     jax.clear_caches()
+    engine.forget_compiled()  # satbench keeps executables in memory too: each point pays its compile
     with tempfile.TemporaryDirectory(prefix="satbench-scaling-") as tmp:
         toml = Path(tmp) / "scaling.toml"
         toml.write_text(workloads.experiment_toml(wl, name="scaling", layers=layers))
