@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from satbench import clipping, engine, mlp, models, spec, store
+from satbench import clipping, engine, mlp, models, spec, store, train
 
 
 def _numpy_agc(grad, weight, ratio, axes):
@@ -85,20 +85,24 @@ def test_agc_ratios_share_a_program_and_equal_each_config_alone(tmp_path):
     assert change[0.01] < change[0.1], change
 
 
+def _small_run_parts(data_seed: int):
+    """A 3-layer tanh MLP, a 6-step program, random data drawn from ``data_seed`` and a jitted
+    ``train.run``: what the tests comparing one lane under two programs share."""
+    arch = mlp.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="gaussian")
+    program = train.make_program(arch, dataset="digits", steps=6, log_every=2, batch_size=4, probe_batch=8)
+    rng = np.random.default_rng(data_seed)
+    data = train.Data(jnp.asarray(rng.normal(size=(16, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 16)),
+                      jnp.asarray(rng.normal(size=(8, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 8)))
+    return arch, program, data, jax.jit(train.run, static_argnums=0)
+
+
 def test_a_lane_without_agc_in_an_agc_program_is_unchanged():
     """A lane whose ratio is None (inf in the lane) computes exactly what a program without AGC
     does: ``Program.adaptive_clip`` changes the program, never a plain lane's numbers."""
     import dataclasses
 
-    from satbench import train
-
-    arch = mlp.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="gaussian")
-    program = train.make_program(arch, dataset="digits", steps=6, log_every=2, batch_size=4, probe_batch=8)
-    rng = np.random.default_rng(0)
-    data = train.Data(jnp.asarray(rng.normal(size=(16, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 16)),
-                      jnp.asarray(rng.normal(size=(8, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 8)))
+    arch, program, data, run = _small_run_parts(data_seed=0)
     lane = train.one_lane(arch, seed=0, sigma_w2=1.0, sigma_b2=0.0, learning_rate=0.5, depth=3)
-    run = jax.jit(train.run, static_argnums=0)
     plain = run(program, lane, data)
     beside = run(dataclasses.replace(program, adaptive_clip=True), lane, data)
     clipped = run(dataclasses.replace(program, adaptive_clip=True), {**lane, "agc": jnp.float32(0.01)}, data)
@@ -118,15 +122,10 @@ def test_a_program_without_clipping_gives_an_unclipped_lane_the_same_numbers_and
     numbers must be the same bit for bit, and a lane with a threshold must keep its clip."""
     import dataclasses
 
-    from satbench import plan, train
+    from satbench import plan
 
-    arch = mlp.Architecture(n_in=6, n_out=3, width=8, depth=3, activation="tanh", init="gaussian")
-    program = train.make_program(arch, dataset="digits", steps=6, log_every=2, batch_size=4, probe_batch=8)
-    rng = np.random.default_rng(1)
-    data = train.Data(jnp.asarray(rng.normal(size=(16, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 16)),
-                      jnp.asarray(rng.normal(size=(8, 6)), jnp.float32), jnp.asarray(rng.integers(0, 3, 8)))
+    arch, program, data, run = _small_run_parts(data_seed=1)
     lane = train.one_lane(arch, seed=0, sigma_w2=2.0, sigma_b2=0.0, learning_rate=0.5, depth=3)
-    run = jax.jit(train.run, static_argnums=0)
     with_clip = run(program, lane, data)
     without = run(dataclasses.replace(program, clipping=False), lane, data)
     for a, b in zip(jax.tree.leaves(with_clip), jax.tree.leaves(without)):
