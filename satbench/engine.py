@@ -142,8 +142,8 @@ def compiled_sweep(program: train.Program, chunk: int, dataset: train.Data, shar
     if memo in _COMPILED:
         _COMPILED.move_to_end(memo)
         return _COMPILED[memo]
-    fn = jax.jit(jax.vmap(functools.partial(train.run, program), in_axes=(0, None)))
     example = lanes_for([], program, chunk, sharding)
+    fn = jax.jit(jax.vmap(functools.partial(train.run, program), in_axes=(train.lane_axes(program, example), None)))
     compile_fn = lambda: fn.lower(example, dataset).compile(executables.compiler_options(program))  # noqa: E731
     if sharding is not None:  # multi-device executables are not cached on disk
         compiled = compile_fn()
@@ -170,12 +170,20 @@ def unfinished(groups: list, done: set) -> list:
 
 def lanes_for(configs: list, program: train.Program, chunk: int, sharding=None) -> train.Lane:
     """The per-lane fields of ``configs`` as ``chunk`` lanes (padded by repetition; no configs:
-    one config of defaults, for compiling)."""
+    one config of defaults, for compiling); the index of each of the program's ``per_call`` fields
+    as one scalar, which every config of the call shares (``plan.call_chunks``)."""
     rows = [c.values for c in configs] or [train.default_row(program.arch, program.optimizer)]
     lane = train.lane_arrays(rows, program.arch, chunk, program.optimizer)
+    for name in program.per_call:
+        index = lane[f"{name}_index"]
+        if (index != index[0]).any():
+            raise ValueError(f"one call holds configs of several {name} values, but its program takes {name} "
+                             f"per call: {sorted({r[name] for r in rows})}")
+        lane[f"{name}_index"] = index[0]
     if sharding is None:
         return jax.tree.map(jnp.asarray, lane)
-    return jax.device_put(lane, sharding)
+    replicated = NamedSharding(sharding.mesh, PartitionSpec())
+    return {k: jax.device_put(v, sharding if v.ndim else replicated) for k, v in lane.items()}
 
 
 def program_label(program: train.Program) -> str:
@@ -378,7 +386,7 @@ def run_group(group: plan.Group, dataset: train.Data, dev: Devices, write, bar, 
                     workers = 1 if calls_lapack(compiled) else dev.concurrent
                     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                                  thread_name_prefix="satbench-call")
-            chunks = [remaining[i : i + size] for i in range(0, len(remaining), size)]
+            chunks = plan.call_chunks(remaining, size, prog.per_call)
             t_wave = time.perf_counter()
             futures = [pool.submit(call, compiled, chunk, size) for chunk in chunks]
             try:
@@ -441,7 +449,8 @@ def run_experiment(exp: spec.Experiment, profile: str | None, out: Path, **optio
         todo = [c for c in configs if c.config_id not in done]
         groups = unfinished(plan.make_plan(configs, max_chunk=dev.max_chunk, n_devices=len(dev.devices),
                                            bucketing=opts.bucketing, memory_budget=dev.budget[0],
-                                           concurrent=dev.concurrent), done)
+                                           concurrent=dev.concurrent, per_call=dev.devices[0].platform == "cpu"),
+                            done)
         record = manifest.start(exp, profile, n_configs=len(configs), shard=shard, process=process,
                                 devices=dev.devices, datasets=datasets, budget=dev.budget, max_chunk=dev.max_chunk,
                                 cache_dir=cache_dir, concurrent=dev.concurrent)

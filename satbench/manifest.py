@@ -74,6 +74,7 @@ def group_record(label: str, group, size: int, n_chunks: int, halvings: int, com
     prog = group.program
     return {
         "program": label, "layers": getattr(prog.arch, "layers", None), "masked": prog.masked,
+        "per_call": list(prog.per_call),
         "depths": sorted({c["depth"] for c in group.configs}),
         "n_configs": len(group.configs), "chunk_size": size, "chunks": n_chunks,
         "planned_chunk_size": group.chunk_size, "oom_halvings": halvings, "concurrent_calls": concurrent,

@@ -47,6 +47,11 @@ class Program:
     adaptive_clip: some lane has an ``agc`` ratio (the others' is inf: their updates are unchanged).
     dropout: some lane has a dropout rate (the others' 0 keeps every unit).
     warmup: some lane warms its learning rate up (``warmup_steps`` > 0; the others' factor is exactly 1).
+    per_call: lane-chosen fields (of ``spec.LANE_CHOICES``) whose value is one per call, not per lane: their
+      index enters ``run`` unbatched (``lane_axes``), so ``lax.switch`` on it stays a branch that runs one
+      activation instead of becoming a select that computes them all (under vmap it computed every
+      activation, forward and backward: 17-40 % of a width-64 step, 40 % of its compile). The planner
+      sets it and cuts each call's lanes from one value (``plan.call_chunks``).
     """
 
     arch: Any
@@ -58,6 +63,7 @@ class Program:
     dropout: bool = False  # some lane drops units (``dropout`` > 0); False: no masks are drawn
     warmup: bool = False  # some lane has ``warmup_steps`` > 0; False: no warmup factor in the program
     clipping: bool = True  # some lane may clip (finite ``clip_norm``); False: no clipping pass over the gradients
+    per_call: tuple[str, ...] = ()  # lane-chosen fields with one value per call (an unbatched index)
 
     def __getattr__(self, name):
         for key, value in object.__getattribute__(self, "settings"):
@@ -131,6 +137,13 @@ def lane_arrays(rows: list[dict], arch, n_lanes: int, optimizers: tuple[str, ...
     for name, choices in lane_choices(arch, optimizers).items():
         out[f"{name}_index"] = np.array([choices.index(r[name]) for r in rows], np.int32)
     return out
+
+
+def lane_axes(program: Program, lane: Lane) -> dict[str, int | None]:
+    """vmap's ``in_axes`` for ``lane``: 0 (one value per lane) but for the program's ``per_call``
+    indices (None: one value for the call)."""
+    scalar = {f"{name}_index" for name in program.per_call}
+    return {name: None if name in scalar else 0 for name in lane}
 
 
 def one_lane(arch, **values) -> dict[str, jax.Array]:

@@ -192,9 +192,11 @@ def test_memory_budget_percent_is_recorded_and_a_byte_budget_sizes_the_chunks(pl
     assert budget["source"].startswith("0.3 of cpu memory")
     assert budget["bytes_per_device"] == int(0.3 * memory)
     (group,) = manifest["groups"]
-    assert group["budget_bytes"] == budget["bytes_per_device"] and group["chunk_size"] == 8
+    # 8 configs, 4 per activation; on CPU a call takes one activation (``Program.per_call``)
+    assert group["budget_bytes"] == budget["bytes_per_device"] and group["chunk_size"] == 4
 
-    # a budget in bytes that holds the program's fixed bytes and three configs: chunks of three
+    # a budget in bytes that holds the program's fixed bytes and three configs: each activation's 4
+    # configs in calls of at most three, balanced: 2 + 2
     nbytes = group["fixed_bytes"] + 3 * group["bytes_per_config"] + 1
     small = tmp_path / "small"
     result = _run_cli("run", path, "--out", small, "--quiet", "--no-plot", "--memory-budget", nbytes,
@@ -203,8 +205,8 @@ def test_memory_budget_percent_is_recorded_and_a_byte_budget_sizes_the_chunks(pl
     manifest = store.read_manifest(small)
     assert manifest["memory_budget"] == {"bytes_per_device": nbytes, "source": "--memory-budget"}
     (group,) = manifest["groups"]
-    assert (group["budget_bytes"], group["chunk_size"], group["chunks"]) == (nbytes, 3, 3)
-    assert len(store.part_dirs(small)) == 3 and len(store.load_results(small).runs) == 8
+    assert (group["budget_bytes"], group["chunk_size"], group["chunks"]) == (nbytes, 2, 4)
+    assert len(store.part_dirs(small)) == 4 and len(store.load_results(small).runs) == 8
 
 
 def test_reproduce_with_a_dataset_not_available_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from satbench import data, engine, executables, inits, mlp, models, spec, store, train
+from satbench import data, engine, executables, inits, mlp, models, plan, spec, store, train
 from conftest import assert_identical_results, assert_same_results
 
 
@@ -220,15 +220,16 @@ def test_rerun_skips_finished_configs_and_changed_spec_is_refused(tiny_toml, tmp
 def test_resume_after_losing_parts_recomputes_only_those(multi_depth, tmp_path):
     path, alone = multi_depth
     exp = spec.load(str(path))
-    engine.run_experiment(exp, None, tmp_path, progress=False, max_chunk=5, concurrent=1)  # 3 padded chunks of 4
+    # each activation's 6 configs in 2 chunks of 3 (on CPU a call takes one activation)
+    engine.run_experiment(exp, None, tmp_path, progress=False, max_chunk=5, concurrent=1)
     uninterrupted = store.load_results(tmp_path)
     parts = store.part_dirs(tmp_path)
-    assert len(parts) == 3
+    assert len(parts) == 4
     import shutil
 
     shutil.rmtree(parts[0])  # as if the sweep had been killed before this chunk
     summary = engine.run_experiment(exp, None, tmp_path, progress=False, max_chunk=5, concurrent=1)
-    assert summary.n_skipped == 8
+    assert summary.n_skipped == 9
     resumed = store.load_results(tmp_path)
     assert_same_results(resumed, alone)
     # the resumed chunk runs in the uninterrupted run's program and chunk size: exactly its numbers
@@ -488,3 +489,45 @@ depth = [2, 4]
     assert (h["hi"] > h["lo"]).all() and (tmp_path / "histograms.parquet").exists()
     act = h[h["quantity"] == "activation"]
     assert act["lo"].min() >= -1 and act["hi"].max() <= 1  # tanh
+
+
+def test_a_per_call_activation_lane_equals_the_same_lane_chosen_per_lane():
+    """On CPU a program of several activations takes one per call (``Program.per_call``: its index is
+    unbatched, so ``lax.switch`` runs one branch instead of selecting among all of them); every
+    number of every lane, probes included, must be what the per-lane program computes."""
+    exp = spec.parse("""
+[experiment]
+name = "per-call"
+[fixed]
+width = 16
+depth = 3
+steps = 20
+log_every = 10
+probe_every = 10
+layers = "unroll"
+[grid]
+activation = ["relu", "sigmoid", "tanh"]
+sigma_w2 = [1.0, 2.0]
+""")
+    configs = exp.configs(None)
+    (per_lane,) = plan.make_plan(configs, max_chunk=2)
+    (per_call,) = plan.make_plan(configs, max_chunk=2, per_call=True)
+    assert per_lane.program.per_call == () and per_call.program.per_call == ("activation",)
+    d = train.data_arrays(data.load("digits"))
+
+    @functools.cache
+    def compiled(program):
+        lanes = engine.lanes_for([], program, 2)
+        fn = jax.vmap(functools.partial(train.run, program), in_axes=(train.lane_axes(program, lanes), None))
+        return jax.jit(fn)
+
+    def run(program, chunk):
+        return jax.device_get(compiled(program)(engine.lanes_for(chunk, program, 2), d))
+
+    for chunk in per_call.chunks():
+        a, b = run(per_call.program, chunk), run(per_lane.program, chunk)
+        assert jax.tree.structure(a) == jax.tree.structure(b)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-12, err_msg=chunk[0]["activation"])
+    with pytest.raises(ValueError, match="several activation values"):
+        engine.lanes_for(configs[:1] + configs[-1:], per_call.program, 2)

@@ -54,3 +54,43 @@ def test_neighbouring_depths_share_a_padded_program_distant_ones_do_not():
 
 def test_a_pinned_layer_mode_is_kept():
     assert {g.program.arch.layers for g in _groups([4, 32], steps=2000, layers="scan")} == {"scan"}
+
+
+def _activation_configs(counts: dict) -> list:
+    """``counts[name]`` configs (seeds) of each activation, one shape."""
+    exp = spec.parse(f"""
+[experiment]
+name = "plan"
+[fixed]
+width = 16
+depth = 4
+steps = 10
+[grid]
+activation = {list(counts)}
+seed = {list(range(max(counts.values())))}
+""")
+    return [c for c in exp.configs(None) if c["seed"] < counts[c["activation"]]]
+
+
+def test_several_activations_take_one_per_call_where_their_calls_fill():
+    configs = _activation_configs({"sigmoid": 8, "tanh": 8, "relu": 8})
+    (group,) = plan.make_plan(configs, max_chunk=4, per_call=True)
+    assert group.program.per_call == ("activation",) and group.chunk_size == 4
+    chunks = group.chunks()
+    assert len(chunks) == 6 and all(len({c["activation"] for c in chunk}) == 1 for chunk in chunks)
+    assert sorted(c.config_id for chunk in chunks for c in chunk) == sorted(c.config_id for c in configs)
+    (mixed,) = plan.make_plan(configs, max_chunk=4)  # off the CPU the planner keeps a select per lane
+    assert mixed.program.per_call == ()
+
+
+def test_activations_stay_per_lane_where_calls_cut_by_activation_would_pad_much_more():
+    """5 + 1 + 1 configs under a cap of 8: one mixed call of 7 lanes, or 3 calls of 5 (15 lanes)."""
+    (group,) = plan.make_plan(_activation_configs({"sigmoid": 5, "tanh": 1, "relu": 1}), max_chunk=8, per_call=True)
+    assert group.program.per_call == () and group.chunk_size == 7
+
+
+def test_call_chunks_cut_where_a_per_call_field_changes():
+    rows = [{"activation": a, "i": i} for i, a in enumerate("aaabbc")]
+    cut = plan.call_chunks(rows, 2, ("activation",))
+    assert [[r["i"] for r in chunk] for chunk in cut] == [[0, 1], [2], [3, 4], [5]]
+    assert [[r["i"] for r in chunk] for chunk in plan.call_chunks(rows, 4)] == [[0, 1, 2, 3], [4, 5]]

@@ -177,11 +177,12 @@ seed = [0, 1, 2, 3]
 
 def test_bucketed_padded_and_chunked_configs_equal_each_config_run_alone(multi_depth, tmp_path):
     """The default plan, one call of up to 16 lanes at a time, pads depths 2 and 3 into a scanned
-    depth-5 program of 12 lanes; a config's numbers (its init included) must not depend on that."""
+    depth-5 program, called with each activation's 6 configs; a config's numbers (its init included)
+    must not depend on that."""
     path, alone = multi_depth
     engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, concurrent=1, max_chunk=16)
     (group,) = store.read_manifest(tmp_path)["groups"]
-    assert group["masked"] and group["chunk_size"] == 12 and group["layers"] == "scan"
+    assert group["masked"] and group["chunk_size"] == 6 and group["layers"] == "scan"
     assert set(alone.runs["program_depth"]) == {2, 3, 5} and set(alone.runs["chunk_lanes"]) == {1}
     assert_same_results(store.load_results(tmp_path), alone)
 
@@ -237,11 +238,12 @@ def test_a_chunk_out_of_memory_is_halved_and_retried(multi_depth, tmp_path, monk
     calls = []
     monkeypatch.setattr(engine, "compiled_sweep", _fake_oom_above(2, calls))
     engine.run_experiment(spec.load(str(path)), None, tmp_path, progress=False, max_chunk=4, concurrent=1)
-    assert calls == [4, 2]  # one group: planned 4 lanes, out of memory, recompiled for 2
+    # one group, each activation's 6 configs planned in calls of 3, out of memory, recompiled for 2
+    assert calls == [3, 2]
     err = capsys.readouterr().err
-    assert err.count("out of memory at 4 configs per call; recompiling for 2") == 1
+    assert err.count("out of memory at 3 configs per call; recompiling for 2") == 1
     for group in store.read_manifest(tmp_path)["groups"]:
-        assert (group["planned_chunk_size"], group["chunk_size"], group["chunks"], group["oom_halvings"]) == (4, 2, 6, 1)
+        assert (group["planned_chunk_size"], group["chunk_size"], group["chunks"], group["oom_halvings"]) == (3, 2, 6, 1)
     assert_same_results(store.load_results(tmp_path), alone)
 
 
