@@ -351,6 +351,10 @@ def run(program: Program, lane: Lane, data: Data) -> Record:
             out["input_grads"] = probes.input_gradient_probe(graphdef, p, x_probe, ctx)
         return out
 
+    # jitted, the probe is traced once: eval_shape (its buffer's shapes) and the cond reuse that
+    # trace (a second trace of the probe was a fifth of a depth-32 program's lowering)
+    probe = jax.jit(probe)
+
     def sgd_step(s: TrainState, _):
         idx = jax.random.randint(
             jax.random.fold_in(batch_key, s.step), (program.batch_size,), 0, n_train
