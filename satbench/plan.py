@@ -300,8 +300,9 @@ def make_plan(configs: list, max_chunk: int = 16, n_devices: int = 1,
     memory_budget: bytes per device a chunk may take by ``config_bytes`` (None: no cap).
     concurrent: program calls that run at once (``engine.Options.concurrent``): chunks are cut
       so each has one, and the budget holds them all.
-    per_call: a program of several activations may take one per call (``_per_call``; on CPU, where
-      a branch costs little: on a GPU each would wait for the host).
+    per_call: a program of several activations may take one per call (``train.Program.per_call``)
+      where that pads no lane (``CostModel.per_call_max_padding``). Measured on CPU only; off it a
+      branch may wait for the host, so the engine passes it on CPU.
     """
     by_static: dict[tuple, list] = defaultdict(list)
     for cfg in configs:

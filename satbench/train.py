@@ -49,9 +49,10 @@ class Program:
     warmup: some lane warms its learning rate up (``warmup_steps`` > 0; the others' factor is exactly 1).
     per_call: lane-chosen fields (of ``spec.LANE_CHOICES``) whose value is one per call, not per lane: their
       index enters ``run`` unbatched (``lane_axes``), so ``lax.switch`` on it stays a branch that runs one
-      activation instead of becoming a select that computes them all (under vmap it computed every
-      activation, forward and backward: 17-40 % of a width-64 step, 40 % of its compile). The planner
-      sets it and cuts each call's lanes from one value (``plan.call_chunks``).
+      activation instead of becoming a select that computes them all (under vmap the select computed
+      every activation, forward and backward: 20-41 % of a width-64 program's compile, its run the same
+      or up to 12 % slower). The planner sets it and cuts each call's lanes from one value
+      (``plan.call_chunks``).
     """
 
     arch: Any
