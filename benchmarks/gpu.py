@@ -614,7 +614,7 @@ def parse_args(argv):
     parser.add_argument("--scale", choices=SCALES, default="gpu")
     parser.add_argument("--out", type=Path, default=None, help="default: $OUT, else benchmarks/results/gpu-<scale>")
     parser.add_argument("--budget-s", type=float, default=None, help="the whole run (default: the scale's)")
-    parser.add_argument("--workloads", default=",".join(workloads.WORKLOADS))
+    parser.add_argument("--workloads", default=",".join(workloads.DEFAULT_WORKLOADS))
     parser.add_argument("--no-repro", dest="repro", action="store_false", help=f"skip {REPRO}")
     parser.add_argument("--data-dir", default=None, help="folder holding mnist/ (default $SATBENCH_DATA)")
     dev = sub.add_parser("device")
@@ -635,7 +635,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     args.scale = SCALES[args.scale]
     args.workloads = [w for w in args.workloads.split(",") if w]
-    bad = [w for w in args.workloads if w not in workloads.WORKLOADS]
+    bad = [w for w in args.workloads if w not in workloads.GPU]
     if bad:
         parser.error(f"unknown workload: {', '.join(bad)}")
     default_out = os.environ.get("OUT") or ROOT / "benchmarks" / "results" / f"gpu-{args.scale.name}"

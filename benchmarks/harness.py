@@ -173,7 +173,7 @@ def run_scaling(scale: str, out: Path) -> dict:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--workloads", default=",".join(workloads.WORKLOADS),
+    parser.add_argument("--workloads", default=",".join(workloads.DEFAULT_WORKLOADS),
                         help=f"comma-separated, of {', '.join(workloads.WORKLOADS)}")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scale", choices=workloads.SCALES, default="full")

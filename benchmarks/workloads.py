@@ -60,6 +60,8 @@ class Workload:
     kernel_size: int = 3
     padding: str = "circular"
     image_shape: tuple[int, int, int] | None = None  # (H, W, C) of the dataset's images (cnn)
+    #: satbench's loss-logging interval; 0: at step 0 and the end only (the peers log nothing)
+    log_interval: int = 0
 
     @property
     def init_only(self) -> bool:
@@ -67,8 +69,8 @@ class Workload:
 
     @property
     def log_every(self) -> int:
-        """satbench logs the loss at step 0 and at the end only (the peers log nothing)."""
-        return max(self.steps, 1)
+        """satbench logs the loss every ``log_interval`` steps, else at step 0 and at the end only."""
+        return self.log_interval or max(self.steps, 1)
 
     def shapes(self) -> list[tuple[str, int]]:
         """(activation, depth) pairs: one compiled program per pair in the per-config loops."""
@@ -105,6 +107,11 @@ FULL = {
     "cnn": Workload("cnn", width=0, batch_size=16, depths=(4, 8, 16), activations=("tanh", "relu"),
                     sigma_w2=(1.0, 2.0), seeds=(0, 1), steps=100, model="cnn", channels=16,
                     kernel_size=3, padding="circular", image_shape=(8, 8, 1)),
+    # issue 17's held-out-style sweep, as a new user runs it: 72 configs × 2000 SGD steps, width 64,
+    # depths 4/8/16, three activations, every other field at satbench's default, logging included
+    # (the default interval for 2000 steps of batch 64 on digits, ``schedule.auto_log_every``: 100)
+    "heldout": Workload("heldout", width=64, batch_size=64, depths=(4, 8, 16), activations=("sigmoid", "tanh", "relu"),
+                        sigma_w2=(0.5, 1.0, 2.0, 4.0), seeds=(0, 1), steps=2000, log_interval=100),
 }
 
 #: the smoke-run shrink: fewer seeds, σ_w², depths and steps (init-only also narrower and shallower,
@@ -116,6 +123,8 @@ TINY = {
     "init-only": dataclasses.replace(FULL["init-only"], width=128, depths=(10,), activations=("tanh", "relu"),
                                      sigma_w2=(1.0, 2.0), seeds=(0, 1), jacobian_samples=2, probe_batch=64),
     "cnn": dataclasses.replace(FULL["cnn"], depths=(4,), steps=20),
+    "heldout": dataclasses.replace(FULL["heldout"], depths=(4,), activations=("tanh", "relu"), sigma_w2=(1.0, 2.0),
+                                   seeds=(0,), steps=100, log_interval=100),
 }
 
 #: full shapes (width, depths, steps, probes) on 1/16 of the grid: every 4th σ_w², 2 of the seeds.
@@ -135,6 +144,8 @@ GPU = {
 }
 
 WORKLOADS = tuple(FULL)
+#: what ``python -m benchmarks`` and ``benchmarks/gpu.sh`` run unless told (heldout on request)
+DEFAULT_WORKLOADS = tuple(GPU)
 
 
 def get(name: str, scale: str) -> Workload:
