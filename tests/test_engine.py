@@ -263,14 +263,8 @@ sigma_w2 = [0.5, 1.0]
     assert a.loc[a["init"] == "standard", "final_loss"].ne(a.loc[a["init"] == "he", "final_loss"].values).all()
 
 
-# slow (78 s on 2 cores: seven programs and five activations' theory); the default run keeps the
-# same lax.switch mechanism for inits (above) and mixed-activation numbers against the stored
-# reference (test_regression_seam)
-@pytest.mark.slow
-def test_a_lane_in_a_mixed_activation_program_equals_its_single_activation_program(tmp_path):
-    """Up to CostModel.activations_per_program activations share a program (φ picked per lane
-    by lax.switch); every lane's numbers, probes included, must equal its own program's."""
-    text = """
+#: a small sweep over activations ({acts}: a TOML list), probed at every log step
+ACTIVATION_SWEEP = """
 [experiment]
 name = "acts"
 [fixed]
@@ -283,6 +277,16 @@ probe_every = 10
 activation = {acts}
 sigma_w2 = [0.5, 2.0]
 """
+
+
+# slow (78 s on 2 cores: seven programs and five activations' theory); the default run keeps the
+# same lax.switch mechanism for inits (above) and mixed-activation numbers against the stored
+# reference (test_regression_seam)
+@pytest.mark.slow
+def test_a_lane_in_a_mixed_activation_program_equals_its_single_activation_program(tmp_path):
+    """Up to CostModel.activations_per_program activations share a program (φ picked per lane
+    by lax.switch); every lane's numbers, probes included, must equal its own program's."""
+    text = ACTIVATION_SWEEP
     mixed = spec.parse(text.format(acts='["sigmoid", "tanh", "relu", "selu", "gelu"]'))
     engine.run_experiment(mixed, None, tmp_path / "mixed", progress=False)
     groups = store.read_manifest(tmp_path / "mixed")["groups"]
@@ -495,20 +499,7 @@ def test_a_per_call_activation_lane_equals_the_same_lane_chosen_per_lane():
     """On CPU a program of several activations takes one per call (``Program.per_call``: its index is
     unbatched, so ``lax.switch`` runs one branch instead of selecting among all of them); every
     number of every lane, probes included, must be what the per-lane program computes."""
-    exp = spec.parse("""
-[experiment]
-name = "per-call"
-[fixed]
-width = 16
-depth = 3
-steps = 20
-log_every = 10
-probe_every = 10
-layers = "unroll"
-[grid]
-activation = ["relu", "sigmoid", "tanh"]
-sigma_w2 = [1.0, 2.0]
-""")
+    exp = spec.parse(ACTIVATION_SWEEP.format(acts='["relu", "sigmoid", "tanh"]'))
     configs = exp.configs(None)
     (per_lane,) = plan.make_plan(configs, max_chunk=2)
     (per_call,) = plan.make_plan(configs, max_chunk=2, per_call=True)
