@@ -397,52 +397,43 @@ print("loaded", sum(x is not None for x in loaded), "of", len(loaded))
     pd.testing.assert_frame_equal(first[cols].reset_index(drop=True), second[cols].reset_index(drop=True))
 
 
-def test_a_sweep_killed_mid_chunk_resumes_to_each_config_run_alone(tmp_path):
-    """SIGKILL in the middle of a sweep loses no finished chunk, leaves nothing half-written,
-    and a rerun completes with the numbers of each config run alone (depths 4 and 6 share one
-    padded program; alone each has its own)."""
-    import os
+def test_a_sweep_killed_mid_write_resumes_to_each_config_run_alone(multi_depth, tmp_path):
+    """SIGKILL while a part is half-written loses no finished part and leaves no visible part
+    half-written, and a rerun completes with the numbers of each config run alone (depths 2 and
+    3 share one padded program; alone each has its own). The process kills itself between two
+    tables of its third part, the moment a torn write would show."""
     import signal
     import subprocess
     import sys
-    import time
 
-    text = """
-[experiment]
-name = "killed"
-[fixed]
-width = 64
-steps = 300
-log_every = 50
-[grid]
-sigma_w2 = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
-depth = [4, 6]
-"""
-    path = tmp_path / "killed.toml"
-    path.write_text(text)
+    path, alone = multi_depth
     out = tmp_path / "killed_out"
     code = f"""
-from satbench import engine, spec
+import os, signal
+from satbench import engine, spec, store
+written, write = [], store._write_parquet_synced
+def write_then_die(df, dest):
+    written.append(dest)
+    if len(written) == 2 * len(store.TABLES) + 2:  # two whole parts, then two tables of the third
+        os.kill(os.getpid(), signal.SIGKILL)
+    write(df, dest)
+store._write_parquet_synced = write_then_die
 engine.run_experiment(spec.load({str(path)!r}), None, {str(out)!r}, progress=False, max_chunk=2)
 """
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while time.time() < deadline and len(store.part_dirs(out)) < 2 and proc.poll() is None:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     finished = store.part_dirs(out)
-    assert 2 <= len(finished) < 6, "the kill should land mid-sweep"
+    assert len(finished) == 2
     for part in finished:  # every visible part is whole
         for name in store.TABLES:
             assert len(pd.read_parquet(part / f"{name}.parquet")) > 0
-    exp = spec.load(str(path))
-    summary = engine.run_experiment(exp, None, out, progress=False, max_chunk=2)
-    assert summary.n_skipped == 2 * len(finished)
-    engine.run_experiment(exp, None, tmp_path / "alone", progress=False, max_chunk=1, bucketing=False)
+    torn = [p for p in (out / store.PARTS).iterdir() if p.name.startswith(".tmp-")]
+    assert len(torn) == 1 and len(list(torn[0].glob("*.parquet"))) == 1  # the third part, torn
+    summary = engine.run_experiment(spec.load(str(path)), None, out, progress=False, max_chunk=2)
+    assert summary.n_skipped == 4
     resumed = store.load_results(out)
-    assert set(resumed.runs["program_depth"]) == {6}
-    assert_same_results(resumed, store.load_results(tmp_path / "alone"))
+    assert set(resumed.runs["program_depth"]) == {5}
+    assert_same_results(resumed, alone)
 
 
 def test_three_shards_read_together_equal_each_config_run_alone(multi_depth, tmp_path):
