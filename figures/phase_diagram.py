@@ -16,7 +16,7 @@ SIGMA_B2 = np.linspace(0.0, 0.3, 7)
 
 
 def theory_grid(act: str):
-    """(χ₁, ξ_c) on the SIGMA_B2 × SIGMA_W2 grid, one vmapped call."""
+    """(χ₁, ξ_c) on the SIGMA_B2 × SIGMA_W2 grid, one call of theory.summaries."""
     from satbench import theory
 
     w, b = np.meshgrid(SIGMA_W2, SIGMA_B2)
