@@ -187,7 +187,7 @@ def theory_columns(configs: pd.DataFrame) -> pd.DataFrame:
     """Mean-field prediction for each config's (activation, σ_w², σ_b²), indexed by
     config_id, so figures can overlay theory without recomputing: mf_sigma_w2,
     q_star, chi1, xi_c, phase, and the Jacobian spectrum's predicted mean and
-    variance of s² where spectra are probed. One vmapped call per activation, over
+    variance of s² where spectra are probed. One jitted call per activation, over
     its distinct (σ_w², σ_b²) pairs.
     The theory is that of the plain MLP, filled where a config's family says it applies
     (``Family.mean_field``: plain MLPs, circular-padded plain CNNs with fan-in k²·C); other

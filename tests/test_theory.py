@@ -411,7 +411,7 @@ def test_vmap_equals_per_value_calls():
     becomes a select under vmap; ordered and chaotic configs in one batch."""
     w = np.array([0.6, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0])
     b = 0.05
-    batched = theory.summaries("tanh", w, b, x64=False)  # one jit(vmap) call
+    batched = theory.summaries("tanh", w, b, x64=False)  # one jitted call over every lane
     for i, x in enumerate(w):
         single = {
             "q_star": theory.q_star("tanh", x, b),
