@@ -407,11 +407,13 @@ def test_user_registered_activation_needs_no_extra_code():
 
 # ---------------------------------------------------------------- batching
 def test_vmap_equals_per_value_calls():
-    """tanh q* on both sides of the Gauss–Hermite/dense switch (q = 1), which
-    becomes a select under vmap; ordered and chaotic configs in one batch."""
+    """tanh q* on both sides of the Gauss–Hermite/dense switch (q = 1); ordered and chaotic
+    configs in one batch. ``summaries`` maps a Gauss–Hermite activation's lanes one at a time
+    (the switch stays a branch); ``jax.vmap`` of a theory function turns it into a select."""
     w = np.array([0.6, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0])
     b = 0.05
     batched = theory.summaries("tanh", w, b, x64=False)  # one jitted call over every lane
+    vmapped = jax.vmap(lambda x: theory.chi1("tanh", x, b))(jnp.asarray(w, jnp.float32))
     for i, x in enumerate(w):
         single = {
             "q_star": theory.q_star("tanh", x, b),
@@ -420,6 +422,7 @@ def test_vmap_equals_per_value_calls():
         }
         for k, want in single.items():
             assert batched[k][i] == pytest.approx(float(want), rel=2e-5, abs=1e-6), (x, k)
+        assert float(vmapped[i]) == pytest.approx(float(single["chi1"]), rel=2e-5, abs=1e-6), x
     assert batched["q_star"][0] < 1 < batched["q_star"][-1]
     crits = jax.vmap(lambda sb: theory.critical_sigma_w2("tanh", sb))(jnp.array([0.05, 0.2]))
     assert float(crits[0]) == pytest.approx(float(theory.critical_sigma_w2("tanh", 0.05)), rel=1e-5)
