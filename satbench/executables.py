@@ -90,9 +90,13 @@ def family_digest(arch) -> str:
 
 
 def cache_dir() -> Path | None:
-    """Where executables live: beside JAX's compilation cache, and only when that cache is on."""
+    """Where executables live: beside JAX's compilation cache, and only when that cache is on and
+    satbench's is not turned off (``SATBENCH_COMPILATION_CACHE=0``; JAX's own cache may still be on,
+    set by ``JAX_COMPILATION_CACHE_DIR``)."""
     base = jax.config.jax_compilation_cache_dir
-    return Path(base) / SUBDIR if base else None
+    if not base or os.environ.get("SATBENCH_COMPILATION_CACHE", "1") == "0":
+        return None
+    return Path(base) / SUBDIR
 
 
 @functools.lru_cache(maxsize=1)

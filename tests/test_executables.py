@@ -1,6 +1,7 @@
 """The on-disk executable cache: keys that follow the program, loads that give the same results."""
 
 import dataclasses
+import os
 
 import jax
 import jax.numpy as jnp
@@ -9,10 +10,13 @@ import pandas as pd
 import pytest
 
 from satbench import data, engine, executables, mlp, store, train
+from conftest import env_with_own_cache
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
+def cache(tmp_path, monkeypatch, without_jax_cache):
+    """The executable cache on in a folder of its own; JAX's session cache off (a program it had
+    from another test would not count as compiled here, so would not be saved)."""
     folder = tmp_path / executables.SUBDIR
     monkeypatch.setattr(executables, "cache_dir", lambda: folder)
     engine.forget_compiled()  # compiled_sweep must reach the disk cache, not this process's memory
@@ -70,18 +74,35 @@ def _tiny_compile():
     return jax.jit(lambda x: jnp.tanh(x) * 2).lower(jnp.ones(3)).compile()
 
 
-def test_without_a_compilation_cache_nothing_is_written(tmp_path, monkeypatch):
-    """With JAX's cache off (as conftest sets it) the executable cache writes nowhere; the same
-    call with a cache folder set writes one file there, so the check can see a write."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert jax.config.jax_compilation_cache_dir is None  # conftest turns the caches off
-    assert executables.cache_dir() is None
-    executables.load_or_compile(_program(), 4, None, _tiny_compile)
-    assert not any(tmp_path.rglob("*"))
-    monkeypatch.setattr(executables, "cache_dir", lambda: tmp_path / "on")
-    executables.load_or_compile(_program(), 4, None, _tiny_compile)
-    assert len(list((tmp_path / "on").glob("*.pkl"))) == 1
+def test_with_satbench_s_cache_off_no_executable_is_written(tmp_path, monkeypatch):
+    """``SATBENCH_COMPILATION_CACHE=0`` (as conftest sets it) keeps the executable cache off, even
+    while JAX's own persistent cache is on; the same call with it on writes one file there, so the
+    check can see a write."""
+    from jax._src import compilation_cache
+
+    before = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # JAX reports a miss of a tiny compile
+    compilation_cache.reset_cache()
+    try:
+        assert os.environ["SATBENCH_COMPILATION_CACHE"] == "0"
+        assert executables.cache_dir() is None
+        executables.load_or_compile(_program(), 4, None, _tiny_compile)
+        assert not (tmp_path / "jax" / executables.SUBDIR).exists()
+        monkeypatch.setenv("SATBENCH_COMPILATION_CACHE", "1")
+        assert executables.cache_dir() == tmp_path / "jax" / executables.SUBDIR
+        other = lambda: jax.jit(lambda x: jnp.tanh(x) * 3).lower(jnp.ones(3)).compile()  # noqa: E731
+        executables.load_or_compile(_program(), 4, None, other)  # not in JAX's cache: compiled, so saved
+        assert len(list((tmp_path / "jax" / executables.SUBDIR).glob("*.pkl"))) == 1
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+        compilation_cache.reset_cache()
+    jax.config.update("jax_compilation_cache_dir", None)
+    try:
+        assert executables.cache_dir() is None  # satbench's on, JAX's off: nowhere to write
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before[0])
 
 
 WARM_RERUN = """
@@ -99,12 +120,10 @@ def test_a_warm_rerun_after_a_source_change_never_crashes(tiny_toml, tmp_path):
     loaded from its own cache serializes without its machine code on XLA:CPU; saving it made the
     next run crash at the first call ("NOT_FOUND: Function ... not found"). Only executables
     compiled in the process are saved now, and every run gives the first run's numbers."""
-    import os
     import subprocess
     import sys
 
-    env = dict(os.environ, SATBENCH_COMPILATION_CACHE="1", SATBENCH_CACHE_DIR=str(tmp_path / "cache"),
-               JAX_PLATFORMS="cpu")
+    env = dict(env_with_own_cache(tmp_path / "cache"), JAX_PLATFORMS="cpu")
     saved = tmp_path / "cache" / executables.SUBDIR
 
     def run(out, source="same"):
@@ -133,6 +152,7 @@ def test_an_executable_loaded_from_jax_s_cache_is_not_saved(tmp_path):
     def compile_sin():
         return jax.jit(lambda x: jnp.sin(x) + 1).lower(jnp.ones(5)).compile()
 
+    before = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
     jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     compilation_cache.reset_cache()
@@ -141,7 +161,7 @@ def test_an_executable_loaded_from_jax_s_cache_is_not_saved(tmp_path):
         jax.clear_caches()
         _, again = executables.compile_fresh(compile_sin)
     finally:
-        jax.config.update("jax_compilation_cache_dir", None)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
         compilation_cache.reset_cache()
     assert (fresh, again) == (True, False)
