@@ -20,6 +20,9 @@ if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller, or a run without 
     SESSION_JAX_CACHE = tempfile.mkdtemp(prefix="satbench-tests-jax-cache-")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = SESSION_JAX_CACHE
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
+    # a size limit makes JAX take a file lock around each read and write (two processes compiling
+    # the same program at once); a whole run leaves about 200 MB
+    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(2**31)
 else:
     SESSION_JAX_CACHE = None
 # pytest-xdist already runs one worker per core: each sweep makes one program call at a time (tests
@@ -59,9 +62,10 @@ def without_jax_cache():
 
 
 def env_with_own_cache(cache: pathlib.Path) -> dict:
-    """This process's environment for a subprocess with satbench's cache on in ``cache`` (without
-    the session's JAX cache, which would take precedence: an already configured one is kept)."""
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    """This process's environment for a subprocess with satbench's cache on in ``cache``, as a user
+    has it: without the session's JAX cache settings (its folder would take precedence, since
+    satbench keeps a cache folder already configured)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE"))}
     return dict(env, SATBENCH_COMPILATION_CACHE="1", SATBENCH_CACHE_DIR=str(cache))
 
 
