@@ -87,6 +87,9 @@ def test_batchnorm_keeps_the_last_layer_input_band_steady_while_the_plain_net_dr
     assert plain.max() / plain.min() > 5
 
 
+# slow (17-40 s on 2 cores): BatchNorm lanes against each config alone stay in the default run through
+# test_norms_and_optimizers_share_one_program_and_match_each_config_alone and the regression seam
+@pytest.mark.slow
 def test_batchnorm_lane_under_vmap_equals_the_same_config_alone():
     arch = _arch(4, norm="batchnorm", init="gaussian", width=24)
     program = train.make_program(arch, dataset="digits", batch_size=32, steps=30, log_every=10, probe_every=10,

@@ -72,6 +72,7 @@ def test_the_estimate_is_near_xlas_own_buffer_assignment():
     assert 0.5 < plan.config_bytes(values, 3, plan.data_shape("digits")) / per_lane < 2.0
 
 
+@pytest.mark.slow  # two CNN compiles (19-29 s on 2 cores); the MLP's estimate keeps a default test above
 def test_the_cnn_estimate_counts_its_im2col_patches():
     """A CNN layer keeps its k²·C·H·W im2col patches for the backward pass, 9× its pre-activation
     at k = 3: per extra lane the estimate is within a factor of two of XLA:CPU's buffer assignment

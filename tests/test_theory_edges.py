@@ -210,8 +210,8 @@ def _silu_fold(sb2):
     return sw2, g_min(sw2)[1]
 
 
-# slow (56 s on 2 cores: four activations' critical-point solves); the default run checks the same
-# three kinds through the CLI below
+# slow (56 s on 2 cores: four activations' critical-point solves); the default run checks the CLI's
+# line for one kind (tanh's crossing) below
 @pytest.mark.slow
 def test_critical_point_kinds():
     """What kind of point a critical σ_w² is, derived from the solves on either side of it."""
@@ -237,11 +237,16 @@ def test_critical_point_kinds():
 
 
 def test_cli_critical_says_what_kind_of_point():
+    r = CliRunner().invoke(cli.main, ["theory", "tanh", "--critical", "--sigma-b2", "0.05"])
+    assert r.exit_code == 0
+    assert r.output.strip() == "tanh: critical σ_w² = 1.7610 at σ_b² = 0.05: χ₁ crosses 1 smoothly at q* = 0.57"
+
+
+@pytest.mark.slow  # 40 s on 2 cores; test_critical_point_kinds checks the same kinds without the CLI
+def test_cli_critical_names_a_jump_and_a_saddle_node():
     runner = CliRunner()
     r = runner.invoke(cli.main, ["theory", "gelu", "--critical"])
     assert r.exit_code == 0 and "2.3517" in r.output
     assert "(χ₁ = 1)" not in r.output and "q* jumps from 0 to ∞" in r.output
     r = runner.invoke(cli.main, ["theory", "silu", "--critical", "--sigma-b2", "0.3"])
     assert r.exit_code == 0 and "saddle-node" in r.output
-    r = runner.invoke(cli.main, ["theory", "tanh", "--critical", "--sigma-b2", "0.05"])
-    assert r.exit_code == 0 and "1.76" in r.output and "χ₁ crosses 1" in r.output
