@@ -21,8 +21,8 @@ if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller, or a run without 
     SESSION_JAX_CACHE = tempfile.mkdtemp(prefix="satbench-tests-jax-cache-")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = SESSION_JAX_CACHE
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
-    # a size limit makes JAX take a file lock around each read and write (two processes compiling
-    # the same program at once); a whole run leaves about 200 MB
+    # a size limit makes JAX take a file lock (the test extra's filelock) around each read and write:
+    # two processes may compile the same program at once. A whole run leaves about 200 MB
     os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(2**31)
 else:
     SESSION_JAX_CACHE = None
