@@ -108,7 +108,7 @@ def enable_compilation_cache() -> Path | None:
     Location: $SATBENCH_CACHE_DIR, else $XDG_CACHE_HOME/satbench/jax (~/.cache/...).
     SATBENCH_COMPILATION_CACHE=0 turns it off; a cache dir already configured is kept.
     """
-    if os.environ.get("SATBENCH_COMPILATION_CACHE", "1") == "0":
+    if executables.turned_off():
         return None
     current = jax.config.jax_compilation_cache_dir
     if current:

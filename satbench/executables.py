@@ -89,12 +89,18 @@ def family_digest(arch) -> str:
     return digest.hexdigest()
 
 
+def turned_off() -> bool:
+    """``SATBENCH_COMPILATION_CACHE=0``: satbench's caches (its use of JAX's persistent cache and the
+    executables beside it) are off."""
+    return os.environ.get("SATBENCH_COMPILATION_CACHE", "1") == "0"
+
+
 def cache_dir() -> Path | None:
     """Where executables live: beside JAX's compilation cache, and only when that cache is on and
-    satbench's is not turned off (``SATBENCH_COMPILATION_CACHE=0``; JAX's own cache may still be on,
-    set by ``JAX_COMPILATION_CACHE_DIR``)."""
+    satbench's is not turned off (``turned_off``; JAX's own cache may still be on, set by
+    ``JAX_COMPILATION_CACHE_DIR``)."""
     base = jax.config.jax_compilation_cache_dir
-    if not base or os.environ.get("SATBENCH_COMPILATION_CACHE", "1") == "0":
+    if not base or turned_off():
         return None
     return Path(base) / SUBDIR
 

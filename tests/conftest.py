@@ -1,3 +1,4 @@
+import contextlib
 import os
 import pathlib
 import shutil
@@ -46,21 +47,32 @@ def pytest_unconfigure(config):
         shutil.rmtree(SESSION_JAX_CACHE, ignore_errors=True)
 
 
-@pytest.fixture
-def without_jax_cache():
-    """JAX's persistent cache off for one test: one that counts compiles (a cache hit is none), or
-    checks what happens without a cache."""
+@contextlib.contextmanager
+def jax_cache(folder, min_compile_time_secs=None):
+    """JAX's persistent cache in ``folder`` (None: off), caching compiles of at least
+    ``min_compile_time_secs`` when given; the session's settings come back on exit."""
     import jax
     from jax._src import compilation_cache
 
-    before = jax.config.jax_compilation_cache_dir
-    jax.config.update("jax_compilation_cache_dir", None)
+    before = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_compilation_cache_dir", None if folder is None else str(folder))
+    if min_compile_time_secs is not None:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_time_secs)
     compilation_cache.reset_cache()
     try:
         yield
     finally:
-        jax.config.update("jax_compilation_cache_dir", before)
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
         compilation_cache.reset_cache()
+
+
+@pytest.fixture
+def without_jax_cache():
+    """JAX's persistent cache off for one test: one that counts compiles (a cache hit is none), or
+    checks what happens without a cache."""
+    with jax_cache(None):
+        yield
 
 
 def env_with_own_cache(cache: pathlib.Path) -> dict:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from satbench import data, engine, executables, mlp, store, train
-from conftest import env_with_own_cache
+from conftest import env_with_own_cache, jax_cache
 
 
 @pytest.fixture
@@ -78,31 +78,19 @@ def test_with_satbench_s_cache_off_no_executable_is_written(tmp_path, monkeypatc
     """``SATBENCH_COMPILATION_CACHE=0`` (as conftest sets it) keeps the executable cache off, even
     while JAX's own persistent cache is on; the same call with it on writes one file there, so the
     check can see a write."""
-    from jax._src import compilation_cache
-
-    before = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # JAX reports a miss of a tiny compile
-    compilation_cache.reset_cache()
-    try:
+    saved = tmp_path / "jax" / executables.SUBDIR
+    with jax_cache(tmp_path / "jax", min_compile_time_secs=0.0):  # JAX reports a miss of a tiny compile
         assert os.environ["SATBENCH_COMPILATION_CACHE"] == "0"
         assert executables.cache_dir() is None
         executables.load_or_compile(_program(), 4, None, _tiny_compile)
-        assert not (tmp_path / "jax" / executables.SUBDIR).exists()
+        assert not saved.exists()
         monkeypatch.setenv("SATBENCH_COMPILATION_CACHE", "1")
-        assert executables.cache_dir() == tmp_path / "jax" / executables.SUBDIR
+        assert executables.cache_dir() == saved
         other = lambda: jax.jit(lambda x: jnp.tanh(x) * 3).lower(jnp.ones(3)).compile()  # noqa: E731
         executables.load_or_compile(_program(), 4, None, other)  # not in JAX's cache: compiled, so saved
-        assert len(list((tmp_path / "jax" / executables.SUBDIR).glob("*.pkl"))) == 1
-    finally:
-        jax.config.update("jax_compilation_cache_dir", before[0])
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
-        compilation_cache.reset_cache()
-    jax.config.update("jax_compilation_cache_dir", None)
-    try:
+        assert len(list(saved.glob("*.pkl"))) == 1
+    with jax_cache(None):
         assert executables.cache_dir() is None  # satbench's on, JAX's off: nowhere to write
-    finally:
-        jax.config.update("jax_compilation_cache_dir", before[0])
 
 
 WARM_RERUN = """
@@ -147,21 +135,11 @@ def test_a_warm_rerun_after_a_source_change_never_crashes(tiny_toml, tmp_path):
 def test_an_executable_loaded_from_jax_s_cache_is_not_saved(tmp_path):
     """The rule itself, in process: a compile that JAX served from its persistent cache is used
     but not counted fresh (so not written); a compile that missed JAX's cache is."""
-    from jax._src import compilation_cache
-
     def compile_sin():
         return jax.jit(lambda x: jnp.sin(x) + 1).lower(jnp.ones(5)).compile()
 
-    before = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    compilation_cache.reset_cache()
-    try:
+    with jax_cache(tmp_path / "jax", min_compile_time_secs=0.0):
         _, fresh = executables.compile_fresh(compile_sin)
         jax.clear_caches()
         _, again = executables.compile_fresh(compile_sin)
-    finally:
-        jax.config.update("jax_compilation_cache_dir", before[0])
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
-        compilation_cache.reset_cache()
     assert (fresh, again) == (True, False)
